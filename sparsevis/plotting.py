@@ -196,6 +196,20 @@ def legend(ax, *others, **kw):
     return ax.legend(handles, labels, **kw)
 
 
+def example_order(datasets: Sequence[str], n: int | None = None) -> list[int]:
+    """Indices of a study's stored examples taken in turn from each dataset (the first image of
+    every dataset, then the second of every dataset, ...), at most ``n``: a figure of a few
+    examples then shows every dataset, not only the first one's images. ``datasets`` names the
+    dataset of each example; one dataset gives ``0, 1, 2, ...``."""
+    first = {d: k for k, d in enumerate(dict.fromkeys(datasets))}
+    rank: dict[str, int] = {}
+    keys = []
+    for i, d in enumerate(datasets):
+        keys.append((rank.get(d, 0), first[d], i))
+        rank[d] = rank.get(d, 0) + 1
+    return [i for *_, i in sorted(keys)][:n]
+
+
 # --------------------------------------------------------------------------------------------
 # Saving, captions and provenance
 # --------------------------------------------------------------------------------------------

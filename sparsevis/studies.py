@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,13 +25,18 @@ from sparsevis.runtime import resolve_device
 from sparsevis.stats import bootstrap_ci
 
 STAGE_CODE = {
-    "interpretability": ("studies.py", "attribution", "metrics", "data/synthscenes.py", "data/mvh.py"),
-    "discovery": ("studies.py", "discovery", "metrics", "data/synthscenes.py", "data/mvh.py"),
+    "interpretability": ("studies.py", "attribution", "metrics", "data/synthscenes.py", "data/mvh.py",
+                         "data/voc.py", "data/imagenet.py"),
+    "discovery": ("studies.py", "discovery", "metrics", "features.py", "data/synthscenes.py", "data/mvh.py",
+                  "data/voc.py", "data/coco.py", "data/imagenet.py"),
     "alignment": ("studies.py", "alignment.py", "metrics", "data/synthscenes.py", "data/mvh.py",
                   "data/imagenet16.py"),
 }
-N_EXAMPLES = 8          # images kept per iteration for the figures
+N_EXAMPLES = 8          # images kept per iteration (and per discovery dataset) for the figures
 STUDY_SEED = 12345      # evaluation images: independent of every training stream
+PAPER_INPUT_SIZE = 224  # paper track, interpretability: the models' ImageNet input size
+# Paper track, object discovery: LOST's three benchmarks (the `dataset` column of their rows)
+PAPER_DISCOVERY = ("voc07-trainval", "voc12-trainval", "coco20k")
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,15 +45,19 @@ STUDY_SEED = 12345      # evaluation images: independent of every training strea
 @dataclass
 class Images:
     """Evaluation images with their ground truth: ``x`` normalised for the model, ``display``
-    uint8 for figures, ``masks`` (B,H,W) bool, ``boxes`` list of (n_i,4) pixel boxes."""
+    uint8 for figures, ``masks`` (B,H,W) bool, ``valid`` (B,H,W) bool (False on pixels no
+    metric may count, e.g. VOC's void; None: every pixel), ``boxes`` list of (n_i,4) pixel boxes
+    (None where the study has no boxes), ``labels`` the classes the track's decisions are
+    scored against (None where the dataset's classes are not the model's)."""
 
     dataset: str
     x: torch.Tensor
     display: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None
     masks: torch.Tensor
-    boxes: list
+    boxes: list | None
     ids: list
+    valid: torch.Tensor | None = None
 
 
 def synthetic_images(run: PruneRun, n: int) -> Images:
@@ -74,13 +84,97 @@ def edge_images(n: int | None) -> Images:
     return Images("edge", x, display, labels, masks, [b[None].float() for b in boxes], list(df["image"]))
 
 
+def voc_segmentation_images(n: int | None) -> Images:
+    """Paper track, interpretability: ``n`` PASCAL VOC2012 segmentation-val images (a fixed,
+    sorted, seeded subset; None: all 1,449) with their ``SegmentationClass`` ground truth read as
+    palette indices: ``masks`` = classes 1..20, ``valid`` = not void (255).
+
+    The whole image is resized to 224 x 224 (bilinear, antialiased; labels by nearest neighbour)
+    rather than resized and centre-cropped as in ImageNet evaluation: a crop would cut away the
+    parts of the mask near the image border, the resize keeps every labelled pixel (VOC's
+    roughly 4:3 images are squeezed a little). Normalised with ImageNet's mean and std, as the
+    paper track's models expect. No boxes (the interpretability study does not use them) and
+    no labels: VOC's 20 classes are not the models' ImageNet classes.
+    """
+    from torchvision.transforms import Normalize, PILToTensor
+
+    from sparsevis.data import imagenet, voc
+
+    ds = voc.VOCSegmentation(year="2012", image_set="val", n=n, seed=STUDY_SEED,
+                             size=PAPER_INPUT_SIZE, transform=PILToTensor())
+    samples = [ds[i] for i in range(len(ds))]
+    display = torch.stack([s.image for s in samples])
+    # ToTensor's scaling, then ImageNet normalisation: what imagenet.normalize_transform() gives
+    x = Normalize(imagenet.IMAGENET_MEAN, imagenet.IMAGENET_STD)(display.float() / 255)
+    return Images("voc12-seg-val", x, display, None, torch.stack([s.mask for s in samples]), None,
+                  [s.image_id for s in samples], valid=torch.stack([s.valid for s in samples]))
+
+
 def study_images(run: PruneRun, n: int | None) -> Images:
+    """The images with masks of a track: the interpretability study's, and on the embedded
+    tracks also object discovery's (see :func:`discovery_sets`)."""
     if run.track == "synthetic":
         return synthetic_images(run, n)
     if run.track == "real":
         return edge_images(n)
-    raise ValueError(f"track {run.track!r}: interpretability/discovery images for the paper track "
-                     "come from PASCAL VOC / COCO20k (sparsevis.data.voc, .coco); not wired in this stage yet")
+    return voc_segmentation_images(n)
+
+
+@dataclass
+class DiscoverySet:
+    """One object-discovery dataset, read item by item (from disk on the paper track).
+
+    ``items[i]`` is a :class:`sparsevis.data.voc.DetectionSample`: the image normalised at full
+    resolution, its ground-truth boxes in pixels, its id and (H, W). ``sizes[i]`` is the (H, W)
+    item i is annotated with, so that images of one padded size are batched together before
+    any is decoded. ``display``: uint8 images of the first ``N_EXAMPLES`` items, for figures.
+    """
+
+    dataset: str
+    items: Sequence
+    sizes: list
+    display: list
+
+
+def _embedded_discovery_set(imgs: Images) -> DiscoverySet:
+    from sparsevis.data.voc import DetectionSample
+
+    hw = tuple(imgs.x.shape[-2:])
+    items = [DetectionSample(x, b, i, hw) for x, b, i in zip(imgs.x, imgs.boxes, imgs.ids)]
+    return DiscoverySet(imgs.dataset, items, [hw] * len(items), list(imgs.display[:N_EXAMPLES]))
+
+
+def paper_discovery_sets(n: int | None) -> list[DiscoverySet]:
+    """Paper track, object discovery: VOC07 trainval, VOC12 trainval and COCO20k (LOST's
+    benchmarks, every object's box as ground truth, COCO crowds dropped), images at full
+    resolution, read from disk as they are needed: the whole of each dataset for ``n=None``,
+    else a fixed, sorted, seeded subset of ``n`` images."""
+    from torch.utils.data import Subset
+
+    from sparsevis.data import coco, voc
+    from sparsevis.data.paths import load_rgb
+
+    sets = []
+    for name in PAPER_DISCOVERY:
+        if name == "coco20k":
+            ds = coco.COCO20k()
+            ids = [str(im.image_id) for im in ds.images]
+            sizes = [(im.height, im.width) for im in ds.images]
+        else:
+            ds = voc.VOCDetection(year="2007" if name.startswith("voc07") else "2012", image_set="trainval")
+            ids, sizes = ds.ids, [(a.height, a.width) for a in ds.annotations]
+        position = {image_id: k for k, image_id in enumerate(ids)}
+        pick = [position[i] for i in voc.select_images(ids, n, STUDY_SEED)]
+        display = [torch.from_numpy(np.array(load_rgb(ds.image_path(k)))).permute(2, 0, 1)
+                   for k in pick[:N_EXAMPLES]]
+        sets.append(DiscoverySet(name, Subset(ds, pick), [sizes[k] for k in pick], display))
+    return sets
+
+
+def discovery_sets(run: PruneRun, n: int | None) -> list[DiscoverySet]:
+    if run.track == "paper":
+        return paper_discovery_sets(n)
+    return [_embedded_discovery_set(study_images(run, n))]
 
 
 def _decide(run: PruneRun, logits: torch.Tensor) -> torch.Tensor:
@@ -132,14 +226,17 @@ def _interpretability(model, run, imgs: Images, params: dict, device, base, n_bo
         m = torch.cat([attribution.attribute(method, model, xb, target=tb, **kw).cpu()
                        for xb, tb in zip(x.split(params.get("batch_size", 16)),
                                          target.split(params.get("batch_size", 16)))])
-        masks = imgs.masks
         for metric, fn in (("relevance_mass_accuracy", metrics.relevance_mass_accuracy),
                            ("relevance_rank_accuracy", metrics.relevance_rank_accuracy),
                            ("pointing_game", metrics.pointing_game)):
-            rows.append(_row(base, imgs.dataset, label, metric, fn(m, masks).float().numpy(), n_boot))
+            values = fn(m, imgs.masks, valid=imgs.valid).float().numpy()
+            rows.append(_row(base, imgs.dataset, label, metric, values, n_boot))
         maps[label] = m[:N_EXAMPLES].half()
-    correct = (_decide(run, model(x).detach().cpu()) == imgs.labels).float().numpy()
-    rows.append(_row(base, imgs.dataset, "top-1", "accuracy", correct, n_boot))
+    # VOC has no labels in the models' classes (its 20 classes are not ImageNet's), so the
+    # paper track has no accuracy row here; its top-1 is the prune stage's, on ImageNet val.
+    if imgs.labels is not None:
+        correct = (_decide(run, model(x).detach().cpu()) == imgs.labels).float().numpy()
+        rows.append(_row(base, imgs.dataset, "top-1", "accuracy", correct, n_boot))
     return rows, {"maps": maps, "target": target[:N_EXAMPLES].cpu()}
 
 
@@ -159,30 +256,115 @@ def patch_features(model, x: torch.Tensor) -> torch.Tensor:
     return (fmap - mean) / std
 
 
-def _discovery(model, run, imgs: Images, params: dict, device, base, n_boot):
-    from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple, tokencut
-    from sparsevis.features import extract
+def padded_size_batches(sizes, stride: int, batch_size: int) -> list[list[int]]:
+    """Batches of item indices in which every image pads to the same size (each dimension
+    rounded up to a multiple of ``stride``), so they stack without further padding; batches of
+    one size follow each other, sizes in order of first appearance."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (h, w) in enumerate(sizes):
+        groups.setdefault((-(-h // stride), -(-w // stride)), []).append(i)
+    return [g[j:j + batch_size] for g in groups.values() for j in range(0, len(g), batch_size)]
 
+
+@dataclass
+class Discovered:
+    """What :func:`discover` found, per item in the set's order: ``boxes`` {method: (n, 4)
+    pixel boxes, clipped to the unpadded image}, ``gt`` the ground-truth boxes, and LOST's
+    ``seed``, ``score_map``, ``degree`` and ``grid`` of the first ``N_EXAMPLES`` items."""
+
+    boxes: dict
+    gt: list
+    details: dict
+
+
+def discover(model, data: DiscoverySet, *, device="auto", batch_size: int = 32, k: int = 100,
+             workers: int | None = None, desc: str = "discovery") -> Discovered:
+    """LOST, TokenCut (extension) and the whole-image box on every image of ``data``, with
+    features of ``model`` (the pruned checkpoint evaluated).
+
+    Images are read by a DataLoader (``workers`` processes; None: :func:`sparsevis.features.
+    default_workers`, ``$SPARSEVIS_WORKERS`` on a GPU) at full resolution, zero-padded at the
+    bottom and right to a multiple of the model's stride and batched with others of the same
+    padded size; per-image results do not depend on the batching.
+    """
+    from torch.utils.data import DataLoader
+
+    from sparsevis.data.voc import collate_list
+    from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple, tokencut
+    from sparsevis.features import default_workers, iterate
+
+    device = resolve_device(device)
     surf = models.surface(model)
-    hw = tuple(imgs.x.shape[-2:])
-    x, _ = pad_to_multiple(imgs.x, surf.stride)
-    grid = surf.grid(x.shape[-2:])
-    feats = extract(model, x, lambda xb: patch_features(model, xb), device=device,
-                    batch_size=params.get("batch_size", 32), progress=False)
-    res = lost(feats, grid, k=params.get("k", 100), return_details=True)
-    found = {"lost": res.boxes, "tokencut": tokencut(feats, grid),
-             # the trivial box, so a CorLoc that a whole-image box reaches too is seen for what it is
-             "full-image (baseline)": torch.tensor([[0, 0, grid[1], grid[0]]]).expand(len(feats), 4)}
-    rows, ex = [], {}
-    for method, cells in found.items():
-        boxes = boxes_to_pixels(cells, surf.stride, hw)
-        hits = metrics.corloc_hits(boxes, imgs.boxes).float().numpy()
-        rows.append(_row(base, imgs.dataset, method, "corloc", hits, n_boot))
-        if method in ("lost", "tokencut"):
-            ex[f"{method}_boxes"] = boxes[:N_EXAMPLES]
-    ex.update(seed=res.seed[:N_EXAMPLES], score_map=res.score_map[:N_EXAMPLES].float(),
-              degree=res.degree[:N_EXAMPLES].float(), grid=grid, stride=surf.stride)
+    batches = padded_size_batches(data.sizes, surf.stride, batch_size)
+    loader = DataLoader(data.items, batch_sampler=batches, collate_fn=collate_list,
+                        num_workers=default_workers(device) if workers is None else workers)
+
+    def stacked():
+        for index, (images, gt, _, hw) in zip(batches, loader):
+            # regrouped by the decoded size: an annotation's size may be wrong
+            groups: dict[tuple, list[int]] = {}
+            padded = [pad_to_multiple(img, surf.stride)[0] for img in images]
+            for j, img in enumerate(padded):
+                groups.setdefault(tuple(img.shape), []).append(j)
+            for js in groups.values():
+                yield (torch.stack([padded[j] for j in js]), [index[j] for j in js], [gt[j] for j in js],
+                       torch.tensor([hw[j] for j in js]), surf.grid(padded[js[0]].shape[-2:]))
+
+    n = len(data.items)
+    found = {m: torch.zeros(n, 4) for m in ("lost", "tokencut", "full-image (baseline)")}
+    gts, details = [None] * n, {}
+    bar = tqdm(total=n, desc=f"{desc} {data.dataset}", leave=False)
+    feats_of = iterate(model, stacked(), lambda xb: patch_features(model, xb), device=device, progress=False)
+    for feats, (index, gt, hw, grid) in feats_of:
+        feats = feats.to(device)  # LOST in float32 on the device, outside the features' autocast
+        res = lost(feats, grid, k=k, return_details=True)
+        cells = {"lost": res.boxes, "tokencut": tokencut(feats, grid),
+                 # the trivial box, so a CorLoc that a whole-image box reaches too is seen for what it is
+                 "full-image (baseline)": torch.tensor([[0, 0, grid[1], grid[0]]]).expand(len(index), 4)}
+        for method, c in cells.items():
+            found[method][index] = boxes_to_pixels(c.cpu(), surf.stride, hw)
+        for j, i in enumerate(index):
+            gts[i] = gt[j]
+            if i < N_EXAMPLES:
+                details[i] = dict(seed=int(res.seed[j]), score_map=res.score_map[j].float().cpu(),
+                                  degree=res.degree[j].float().cpu(), grid=grid)
+        bar.update(len(index))
+    bar.close()
+    keys = ("seed", "score_map", "degree", "grid")
+    return Discovered(found, gts, {key: [details[i][key] for i in sorted(details)] for key in keys})
+
+
+def _discovery(model, run, sets: list[DiscoverySet], params: dict, device, base, n_boot):
+    """CorLoc rows per dataset and method; examples of each dataset's first images, as lists
+    (images differ in size), concatenated over the datasets in order."""
+    rows, ex = [], {"lost_boxes": [], "tokencut_boxes": [], "seed": [], "score_map": [], "degree": [],
+                    "grid": []}
+    for data in sets:
+        res = discover(model, data, device=device, batch_size=params.get("batch_size", 32),
+                       k=params.get("k", 100), desc=f"iteration {base['iteration']}")
+        for method, boxes in res.boxes.items():
+            hits = metrics.corloc_hits(boxes, res.gt).float().numpy()
+            rows.append(_row(base, data.dataset, method, "corloc", hits, n_boot))
+        ex["lost_boxes"] += list(res.boxes["lost"][:N_EXAMPLES])
+        ex["tokencut_boxes"] += list(res.boxes["tokencut"][:N_EXAMPLES])
+        for key, values in res.details.items():
+            ex[key] += values
+    ex["stride"] = models.surface(model).stride
     return rows, ex
+
+
+def discovery_examples(sets: list[DiscoverySet]) -> dict:
+    """The images the discovery figures draw: the first ``N_EXAMPLES`` of each dataset, as
+    lists (sizes differ), with their ground-truth boxes, ids and dataset names."""
+    out = {"display": [], "boxes": [], "ids": [], "datasets": []}
+    for data in sets:
+        for i, display in enumerate(data.display):
+            sample = data.items[i]
+            out["display"].append(display)
+            out["boxes"].append(sample.boxes)
+            out["ids"].append(sample.image_id)
+            out["datasets"].append(data.dataset)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,16 +479,21 @@ def run_study(stage: str, run: PruneRun, profile: str, device: str = "auto") -> 
     if stage not in STAGES:
         raise ValueError(f"unknown study {stage!r}; expected one of {STAGES}")
     device = resolve_device(device)
-    prune_dir = run_prune(run, device=str(device))
     out = study_dir(stage, run, profile)
     if (out / "DONE").exists():
         return out
     params = study_params(stage, profile, run.track)
     n_boot = params["n_boot"]
-    imgs = None if stage == "alignment" else study_images(run, params["n_images"])
-    if stage == "alignment":
-        splits = (synthetic_alignment_splits(run, params["n_images"]) if run.track == "synthetic"
-                  else real_alignment_images(params["n_images"], _alignment_datasets(run)))
+    if stage == "interpretability":
+        data = study_images(run, params["n_images"])
+    elif stage == "discovery":
+        data = discovery_sets(run, params["n_images"])
+    elif run.track == "synthetic":
+        data = synthetic_alignment_splits(run, params["n_images"])
+    else:
+        data = real_alignment_images(params["n_images"], _alignment_datasets(run))
+    # after the data: a missing dataset is reported before a prune stage that may take days
+    prune_dir = run_prune(run, device=str(device))
     dense_decisions = None
     ckpts = checkpoints(prune_dir)
     for ckpt in tqdm(ckpts, desc=f"{stage} {run.label}"):
@@ -320,23 +507,24 @@ def run_study(stage: str, run: PruneRun, profile: str, device: str = "auto") -> 
         base = _base_row(run, profile, meta, sum(p.numel() for p in model.parameters()), stage,
                          prune_dir.name.rsplit("-", 1)[-1])
         if stage == "interpretability":
-            rows, ex = _interpretability(model, run, imgs, params, device, base, n_boot)
+            rows, ex = _interpretability(model, run, data, params, device, base, n_boot)
         elif stage == "discovery":
-            rows, ex = _discovery(model, run, imgs, params, device, base, n_boot)
+            rows, ex = _discovery(model, run, data, params, device, base, n_boot)
         elif run.track == "synthetic":
-            rows, ex = _synthetic_alignment(model, splits, device, base, n_boot, dense_decisions)
+            rows, ex = _synthetic_alignment(model, data, device, base, n_boot, dense_decisions)
         else:
-            rows, ex = _real_alignment(model, splits, device, base, n_boot, dense_decisions,
+            rows, ex = _real_alignment(model, data, device, base, n_boot, dense_decisions,
                                        set(meta.get("calibration_images", [])))
         if stage == "alignment" and dense_decisions is None:
             dense_decisions = ex["decisions"]
         atomic_torch_save({"iteration": meta["iteration"], "sparsity": meta.get("sparsity", 0.0), **ex},
                           examples)
         results.write(rows, part)
-    if imgs is not None:
-        atomic_torch_save({"display": imgs.display[:N_EXAMPLES], "masks": imgs.masks[:N_EXAMPLES],
-                           "boxes": imgs.boxes[:N_EXAMPLES], "ids": imgs.ids[:N_EXAMPLES]},
-                          out / "images.pt")
+    if stage == "interpretability":
+        atomic_torch_save({"display": data.display[:N_EXAMPLES], "masks": data.masks[:N_EXAMPLES],
+                           "ids": data.ids[:N_EXAMPLES]}, out / "images.pt")
+    elif stage == "discovery":
+        atomic_torch_save(discovery_examples(data), out / "images.pt")
     frames = [pd.read_csv(p) for p in sorted(out.glob("iter-*.csv"))]
     results.write(pd.concat(frames, ignore_index=True), out / "results.csv")
     atomic_write_text(out / "DONE", "complete\n")

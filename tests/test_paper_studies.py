@@ -1,0 +1,236 @@
+"""Paper-track study stages on tiny VOC2007 / VOC2012 / COCO20k fixtures of mixed image sizes:
+interpretability against VOC2012 palette masks with void excluded, and LOST over the three
+detection sets, streamed from disk and batched by padded size.
+
+The prune run is the paper track's code path with no training (zero epochs: a random-init
+timm ``sv_resnet_s``, then one 50 % magnitude prune), so its two checkpoints cost seconds. Its
+stride of 8 gives the 40-56 px fixture images grids of 5-7 cells a side, where LOST has
+something to find (ResNet-18's stride of 32 would leave 2 x 2 grids).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from sparsevis import attribution, config, metrics, models, paper, prune, studies
+from sparsevis.config import PruneRun, TrainConfig, get_profile
+from sparsevis.data import coco, voc
+from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
+from sparsevis.plotting import example_order
+from sparsevis.runner import checkpoints, run_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixtures import make_coco20k, make_imagenet, make_voc  # noqa: E402
+
+UNTRAINED = TrainConfig(epochs=0, lr=0.01, batch_size=4, amp=False)
+RUN = PruneRun("paper", "timm/sv_resnet_s", "imp", rate=0.5, iterations=1, train=UNTRAINED,
+               retrain=UNTRAINED)
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    """VOC2007, VOC2012, COCO20k and ImageNet fixtures under one data root, and the paper
+    profile's study settings with sizes that fit them (IG cut to two steps)."""
+    root = tmp_path / "data"
+    fx = {"voc07": make_voc(root, "2007"), "voc12": make_voc(root, "2012", seed=1),
+          "coco": make_coco20k(root), "imagenet": make_imagenet(root, n_classes=3, n_train=2, n_val=1)}
+    monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(root))
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(paper, "track_data", functools.partial(paper.track_data, expected_classes=None))
+    monkeypatch.setattr(coco, "COCO20k", functools.partial(coco.COCO20k, expected_count=None))
+    studies_cfg = {"paper": {"interpretability": {"method_params": {"ig_smoothgrad": {"n_steps": 2}}}}}
+    monkeypatch.setitem(config.PROFILES, "paper", replace(get_profile("paper"), runs=(RUN,), n_images=None,
+                                                          n_boot=20, studies=studies_cfg))
+    paper._folder.cache_clear()
+    yield fx
+    paper._folder.cache_clear()
+
+
+def _resized_labels(fx, image_id: str) -> np.ndarray:
+    """The fixture's class indices resized as the study resizes them (nearest neighbour)."""
+    size = (studies.PAPER_INPUT_SIZE,) * 2
+    return np.array(Image.fromarray(fx.labels[image_id]).resize(size, Image.Resampling.NEAREST))
+
+
+# ----------------------------------------------------------------------------- interpretability
+def test_interpretability_excludes_void(data, monkeypatch):
+    """Maps with 10x the relevance on void pixels (the object borders): every metric must score
+    the valid pixels only; counting void as foreground, or as background, gives other values."""
+    fx = data["voc12"]
+    ids = fx.seg_splits["val"]
+    labels = {i: _resized_labels(fx, i) for i in ids}
+
+    def void_heavy(method, model, images, target=None, **kw):
+        return torch.stack([torch.from_numpy(1.0 + 9.0 * (labels[i] == voc.VOID)).float() for i in ids])
+
+    monkeypatch.setattr(attribution, "attribute", void_heavy)
+    out = studies.run_study("interpretability", RUN, "paper", device="cpu")
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows["dataset"]) == {"voc12-seg-val"} and set(rows["iteration"]) == {0, 1}
+    assert "accuracy" not in set(rows["metric"])            # VOC classes are not the model's
+    assert (rows["n"] == len(ids)).all()
+
+    fg = {i: (labels[i] >= 1) & (labels[i] <= 20) for i in ids}
+    void = {i: labels[i] == voc.VOID for i in ids}
+    assert all(void[i].any() and fg[i].any() for i in ids)
+    # valid pixels carry relevance 1: RMA = |G| / #valid, RRA ties share the top-|G| slots alike
+    expected = np.mean([fg[i].sum() / (~void[i]).sum() for i in ids])
+    void_as_fg = np.mean([(fg[i].sum() + 10 * void[i].sum()) / (labels[i].size + 9 * void[i].sum())
+                          for i in ids])
+    void_as_bg = np.mean([fg[i].sum() / (labels[i].size + 9 * void[i].sum()) for i in ids])
+    by = rows.set_index(["iteration", "method", "metric"])["value"]
+    for it in (0, 1):
+        for method in set(rows["method"]):
+            rma = by[(it, method, "relevance_mass_accuracy")]
+            assert rma == pytest.approx(expected, rel=1e-5)
+            assert abs(rma - void_as_fg) > 0.1 and abs(rma - void_as_bg) > 0.01
+            assert by[(it, method, "relevance_rank_accuracy")] == pytest.approx(expected, rel=1e-4)
+            assert by[(it, method, "pointing_game")] == 1.0   # the void maximum is not a miss
+    saved = torch.load(out / "images.pt", weights_only=False)
+    assert saved["ids"] == ids and saved["display"].dtype == torch.uint8
+    assert saved["display"].shape == (len(ids), 3, 224, 224)
+    assert torch.equal(saved["masks"], torch.from_numpy(np.stack([fg[i] for i in ids])))
+
+
+def test_interpretability_runs_the_attribution_methods(data):
+    out = studies.run_study("interpretability", RUN, "paper", device="cpu")
+    rows = pd.read_csv(out / "results.csv")
+    methods = studies.attribution_methods(models.create(RUN.arch), RUN)
+    assert len(rows) == 2 * len(methods) * 3
+    # an untrained model's Grad-CAM can be all zero: no relevance mass, so no RMA (NaN, n = 0)
+    undefined = rows["value"].isna()
+    assert (rows.loc[undefined, "metric"] == "relevance_mass_accuracy").all()
+    assert (rows.loc[~undefined, "n"] == 2).all()
+    assert {m.split("[")[0] for m in rows["method"]} == set(methods)
+    ex = torch.load(out / "iter-01.examples.pt", weights_only=False)
+    assert all(m.shape == (2, 224, 224) for m in ex["maps"].values())
+
+
+# ----------------------------------------------------------------------------- discovery
+def test_discovery_rows_per_dataset_and_resume(data):
+    out = studies.run_study("discovery", RUN, "paper", device="cpu")
+    rows = pd.read_csv(out / "results.csv")
+    sizes = {"voc07-trainval": len(data["voc07"].ids), "voc12-trainval": len(data["voc12"].ids),
+             "coco20k": len(data["coco"].ids)}
+    assert set(rows["dataset"]) == set(studies.PAPER_DISCOVERY) == set(sizes)
+    per = rows.groupby(["iteration", "dataset", "method"]).size()
+    assert (per == 1).all() and len(per) == 2 * 3 * 3
+    assert (rows["n"] == rows["dataset"].map(sizes)).all()
+    # the whole-image box finds the image-covering VOC object (and nothing more in COCO's fixture)
+    full = rows[rows["method"] == "full-image (baseline)"].set_index(["iteration", "dataset"])["value"]
+    assert full[(0, "voc07-trainval")] > 0
+
+    # examples: each dataset's first images, lists of mixed sizes, with LOST's details per image
+    imgs = torch.load(out / "images.pt", weights_only=False)
+    ex = torch.load(out / "iter-00.examples.pt", weights_only=False)
+    n_ex = sum(min(studies.N_EXAMPLES, n) for n in sizes.values())
+    assert imgs["datasets"] == [d for d in studies.PAPER_DISCOVERY for _ in range(min(studies.N_EXAMPLES, sizes[d]))]
+    assert len(imgs["display"]) == len(imgs["boxes"]) == len(ex["lost_boxes"]) == len(ex["grid"]) == n_ex
+    assert len({tuple(d.shape) for d in imgs["display"]}) > 1
+    for d, g, sm, deg in zip(imgs["display"], ex["grid"], ex["score_map"], ex["degree"]):
+        assert d.dtype == torch.uint8 and tuple(sm.shape) == g and deg.numel() == g[0] * g[1]
+        assert g == (-(-d.shape[1] // ex["stride"]), -(-d.shape[2] // ex["stride"]))
+    assert imgs["ids"][:2] == voc.select_images(data["voc07"].ids, None)[:2]
+
+    # a killed study resumes: the missing iteration is recomputed, the rest kept
+    (out / "DONE").unlink()
+    kept = (out / "iter-00.csv").stat().st_mtime_ns
+    (out / "iter-01.csv").unlink()
+    assert studies.run_study("discovery", RUN, "paper", device="cpu") == out
+    assert (out / "iter-00.csv").stat().st_mtime_ns == kept
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), rows)
+
+
+def test_bucketed_streamed_lost_equals_per_image_lost(data):
+    torch.manual_seed(0)
+    model = models.create(RUN.arch, num_classes=3).eval()
+    stride = models.surface(model).stride
+    sets = studies.paper_discovery_sets(None)
+    assert [s.dataset for s in sets] == list(studies.PAPER_DISCOVERY)
+    mixed = False
+    for data_set, workers in zip(sets, (0, 2, 0)):
+        batches = studies.padded_size_batches(data_set.sizes, stride, batch_size=3)
+        assert sorted(i for b in batches for i in b) == list(range(len(data_set.items)))
+        assert max(len(b) for b in batches) > 1
+        mixed |= any(len({data_set.sizes[i] for i in b}) > 1 for b in batches)
+        res = studies.discover(model, data_set, device="cpu", batch_size=3, workers=workers)
+        for i in range(len(data_set.items)):
+            sample = data_set.items[i]
+            x, hw = pad_to_multiple(sample.image[None], stride)
+            with torch.no_grad():
+                feats = studies.patch_features(model, x)
+            cells = lost(feats, models.surface(model).grid(x.shape[-2:]))
+            expected = boxes_to_pixels(cells, stride, hw)
+            assert torch.equal(res.boxes["lost"][i:i + 1], expected), (data_set.dataset, i)
+            assert torch.equal(res.gt[i], sample.boxes)
+            assert (res.boxes["full-image (baseline)"][i] == torch.tensor([0, 0, hw[1], hw[0]])).all()
+        hits = metrics.corloc_hits(res.boxes["lost"], res.gt)
+        assert hits.shape == (len(data_set.items),)
+    assert mixed   # some batch held images of different sizes that pad alike
+
+
+def test_discovery_subset_is_fixed_sorted_and_seeded(data):
+    sets = {s.dataset: s for s in studies.paper_discovery_sets(4)}
+    ids = [s.image_id for s in sets["voc12-trainval"].items]
+    assert ids == voc.select_images(data["voc12"].ids, 4, studies.STUDY_SEED)
+    coco_ids = [s.image_id for s in sets["coco20k"].items]
+    assert coco_ids == voc.select_images([str(i) for i in data["coco"].ids], 4, studies.STUDY_SEED)
+    assert [tuple(s.image.shape[1:]) for s in sets["coco20k"].items] == sets["coco20k"].sizes
+
+
+@pytest.mark.parametrize("stage, archive", [("discovery", "VOCtrainval_06-Nov-2007.tar"),
+                                            ("interpretability", "VOCtrainval_11-May-2012.tar")])
+def test_missing_voc_says_what_to_download(data, stage, archive):
+    import shutil
+
+    shutil.rmtree(data["voc07"].root / "VOCdevkit")
+    with pytest.raises(FileNotFoundError, match=archive) as e:
+        studies.run_study(stage, RUN, "paper", device="cpu")
+    assert str(data["voc07"].root / "VOCdevkit") in str(e.value)
+    assert not run_dir(RUN).exists()      # reported before the prune stage runs
+
+
+def _execute(notebook: Path, parameters: dict) -> None:
+    """Run a notebook's code cells in this process (where the fixtures' patches hold), with
+    ``parameters`` set after its parameters cell, as papermill would inject them."""
+    import nbformat
+
+    namespace: dict = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, str(notebook), "exec"), namespace)
+            if "parameters" in cell.metadata.get("tags", []):
+                namespace.update(parameters)
+
+
+def test_notebooks_draw_the_paper_track(data, monkeypatch, tmp_path):
+    """The chapters draw paper-track studies: one CorLoc curve per dataset, boxes on images of
+    different sizes from every dataset, heatmaps on the VOC images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figures = tmp_path / "figures"
+    monkeypatch.setenv("SPARSEVIS_FIGURES_DIR", str(figures))
+    dirs = {stage: [str(studies.run_study(stage, RUN, "paper", device="cpu"))]
+            for stage in ("interpretability", "discovery")}
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    params = {"profile": "paper", "track": "paper", "device": "cpu", "result_dirs": dirs}
+    _execute(root / "object_discovery.ipynb", params)
+    _execute(root / "interpretability.ipynb", params)
+    drawn = {p.stem for p in figures.glob("*.png")}
+    for stem in ("discovery-corloc-paper", f"discovery-boxes-{RUN.label}", f"discovery-maps-{RUN.label}",
+                 "interpretability-curves-paper", f"interpretability-grid-{RUN.label}-gradcam"):
+        assert stem in drawn, sorted(drawn)
+
+
+def test_example_order_takes_every_dataset_in_turn():
+    assert example_order(["voc07"] * 3 + ["voc12"] * 2 + ["coco"] * 3, 5) == [0, 3, 5, 1, 4]
+    assert example_order(["edge"] * 4) == [0, 1, 2, 3]
