@@ -132,9 +132,9 @@ class Profile:
 _CNN_DENSE = TrainConfig(epochs=12, lr=4e-3, optimizer="adamw", weight_decay=0.05, batch_size=64,
                          warmup_epochs=1)
 _CNN_RETRAIN = replace(_CNN_DENSE, epochs=2, warmup_epochs=0)
-# From scratch on 4000 images the tiny ViT plateaus near 80 % clean accuracy (30 epochs or
-# 12000 images did not help), so it gets 16 epochs, not more.
-_VIT_DENSE = TrainConfig(epochs=16, lr=2e-3, optimizer="adamw", weight_decay=0.05, batch_size=64,
+# The tiny ViT (convolutional stem, see models.sv_vit_t), dense, seed 0: 0.914 clean accuracy
+# after 16 epochs, 0.934 after 20 (lr 1e-3: 0.863, 3e-3: 0.891 at 16 epochs).
+_VIT_DENSE = TrainConfig(epochs=20, lr=2e-3, optimizer="adamw", weight_decay=0.05, batch_size=64,
                          warmup_epochs=2)
 _VIT_RETRAIN = replace(_VIT_DENSE, epochs=3, warmup_epochs=1)
 

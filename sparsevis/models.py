@@ -60,12 +60,23 @@ def sv_resnet_m(pretrained=False, num_classes=10, **kw):
 
 @register_model
 def sv_vit_t(pretrained=False, num_classes=10, **kw):
-    """Tiny synthetic-track ViT: 64 px, 8 px patches (8x8 grid), width 64, 4 blocks, 4 heads."""
+    """Tiny synthetic-track ViT: 64 px, stride 8 (8x8 grid), width 64, 4 blocks, 4 heads.
+
+    The 8x8 patchify convolution is replaced by a convolutional stem (three 3x3 stride-2
+    conv-BN-ReLU and a 1x1 projection; Xiao et al. 2021, "Early convolutions help transformers
+    see better"). With the plain patchify stem the model learnt only the texture shortcut
+    (about 80 % clean accuracy, what texture alone gives); with this stem it learns shape.
+    """
     from timm.models.vision_transformer import VisionTransformer
 
-    args = dict(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0)
+    args = dict(img_size=64, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0)
     args.update(_model_kwargs(kw))
-    return VisionTransformer(num_classes=num_classes, **args)
+    model = VisionTransformer(num_classes=num_classes, patch_size=8, **args)
+    width, layers = args["embed_dim"], []
+    for c_in, c_out in ((3, width // 4), (width // 4, width // 2), (width // 2, width)):
+        layers += [nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    model.patch_embed.proj = nn.Sequential(*layers, nn.Conv2d(width, width, 1))
+    return model
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,7 +266,9 @@ def surface(model: nn.Module) -> Surface:
                        num_heads=att.num_heads)
     if isinstance(model, TimmViT):
         att = model.blocks[-1].attn
-        return Surface(model, "vit", model.patch_embed.proj, model.get_classifier(),
+        # the first convolution of the patch embedding (a convolutional stem's first layer)
+        stem = next(m for m in model.patch_embed.proj.modules() if isinstance(m, nn.Conv2d))
+        return Surface(model, "vit", stem, model.get_classifier(),
                        model.patch_embed.patch_size[0], blocks=model.blocks, attention=att,
                        num_prefix_tokens=model.num_prefix_tokens, num_heads=att.num_heads)
     if isinstance(model, SwinTransformer):
