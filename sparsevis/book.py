@@ -3,8 +3,8 @@
 ``python -m sparsevis book --profile demo`` (``make book``) calls :func:`build`:
 
 1. **stages**: the prune stage for every run of the profile (:func:`sparsevis.runner.run_prune`),
-   then the study stages (:func:`sparsevis.studies.run_study`) where that module is present.
-   Both are cached by run id, so a rerun only checks.
+   then the study stages (:func:`sparsevis.studies.run_study`), the runs of each stage spread
+   over CPU worker processes. Both are cached by run id, so a rerun only checks.
 2. **notebooks**: every chapter of :data:`CHAPTERS`, in the book's order, is executed with
    papermill from ``notebooks/<name>.ipynb`` into ``book/_generated/<name>.ipynb`` with its
    parameters injected (papermill records them in the notebook). A notebook is skipped when
@@ -290,40 +290,32 @@ def _results_digest(result_dirs: dict[str, list[str]], stages) -> dict:
 # --------------------------------------------------------------------------------------------
 # Stage 1: the stages
 # --------------------------------------------------------------------------------------------
-def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES) -> dict[str, list[str]]:
-    """Run (or find cached) the prune stage and, where ``sparsevis.studies`` is present, the
-    study stages; returns {stage: [result directory relative to the run store]}."""
+def _timed(fn, *args):
+    t = time.time()
+    return fn(*args), time.time() - t
+
+
+def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
+               jobs: int | None = None) -> dict[str, list[str]]:
+    """Run (or find cached) the prune stage, then the study stages in ``stages``; returns
+    {stage: [result directory relative to the run store]}. The runs of a stage are independent,
+    so on the CPU they are spread over ``jobs`` worker processes (default: one per core)."""
+    from sparsevis import studies
     from sparsevis.config import get_profile
     from sparsevis.runner import run_prune
+    from sparsevis.runtime import default_jobs, run_parallel
 
     runs = get_profile(profile).runs
+    jobs = jobs or default_jobs(len(runs), device)
     dirs: dict[str, list[str]] = {s: [] for s in stages}
-    for i, run in enumerate(runs, 1):
+    for stage in ("prune",) + tuple(s for s in STUDY_STAGES if s in stages):
         t = time.time()
-        d = run_prune(run, device=device)
-        dirs.setdefault("prune", []).append(_rel(d))
-        _log(f"prune [{i}/{len(runs)}] {run.label}: {d.name} ({time.time() - t:.0f} s)")
-    if not any(s in STUDY_STAGES for s in stages):
-        return dirs
-    try:
-        from sparsevis import studies
-    except ImportError as e:
-        _log(f"study stages skipped: sparsevis.studies is not available ({e})")
-        return dirs
-    for stage in (s for s in STUDY_STAGES if s in stages):
-        for i, run in enumerate(runs, 1):
-            t = time.time()
-            try:
-                out = studies.run_study(stage, run, profile, device=device)
-            except NotImplementedError as e:
-                _log(f"{stage} [{i}/{len(runs)}] {run.label}: not applicable ({e})")
-                continue
-            if out is None:
-                continue
-            out = Path(out)
-            d = out.parent if out.is_file() else out
-            dirs[stage].append(_rel(d))
-            _log(f"{stage} [{i}/{len(runs)}] {run.label}: {d.name} ({time.time() - t:.0f} s)")
+        tasks = ([(run_prune, run, device) for run in runs] if stage == "prune" else
+                 [(studies.run_study, stage, run, profile, device) for run in runs])
+        for i, (run, (out, secs)) in enumerate(zip(runs, run_parallel(_timed, tasks, jobs)), 1):
+            dirs.setdefault(stage, []).append(_rel(Path(out)))
+            _log(f"{stage} [{i}/{len(runs)}] {run.label}: {Path(out).name} ({secs:.0f} s)")
+        _log(f"{stage} stage: {time.time() - t:.0f} s with {min(jobs, len(runs))} worker process(es)")
     return dirs
 
 
@@ -629,12 +621,13 @@ def build_html(root: Path, quiet: bool = False) -> Path:
 # --------------------------------------------------------------------------------------------
 def build(profile: str = "demo", device: str = "auto", execute_only: bool = False,
           root: str | os.PathLike | None = None, progress: bool = True,
-          stages: tuple[str, ...] = ALL_STAGES) -> Path:
+          stages: tuple[str, ...] = ALL_STAGES, jobs: int | None = None) -> Path:
     """Stages, notebooks, book: everything ``make book`` does. Returns ``_build/html`` (or the
     executed-notebook folder with ``execute_only``).
 
     ``stages`` limits the stages run first (the prune stage always runs); chapters then read
-    whatever results exist for the others.
+    whatever results exist for the others. ``jobs``: worker processes for the stages (see
+    :func:`run_stages`).
     """
     from sparsevis.config import get_profile
 
@@ -644,7 +637,7 @@ def build(profile: str = "demo", device: str = "auto", execute_only: bool = Fals
     t0 = time.time()
     _log(f"profile {profile!r}, device {device!r}, run store {_runs_root().resolve()}")
     t = time.time()
-    dirs = run_stages(profile, device, stages)
+    dirs = run_stages(profile, device, stages, jobs)
     for stage in ALL_STAGES:
         if stage not in stages:   # not run now: whatever a previous run left
             dirs[stage] = find_result_dirs(profile, (stage,))[stage]

@@ -22,6 +22,7 @@ def _runs(profile: str, track: str | None, arch: str | None):
 def cmd_prune(args) -> None:
     from sparsevis import distributed, paper
     from sparsevis.runner import run_prune
+    from sparsevis.runtime import default_jobs, run_parallel
 
     runs = _runs(args.profile, args.track, args.arch)
     # under torchrun: one process per GPU joined into one process group (a no-op otherwise)
@@ -29,25 +30,30 @@ def cmd_prune(args) -> None:
         if distributed.is_main():
             print(paper.plan(get_profile(args.profile), runs=runs, gpus=distributed.world_size()),
                   flush=True)
-        for run in runs:
-            out = run_prune(run, device=args.device)
-            if distributed.is_main():
+        # under DDP every process works on the same run; otherwise independent runs share the cores
+        jobs = 1 if distributed.world_size() > 1 else args.jobs or default_jobs(len(runs), args.device)
+        outs = run_parallel(run_prune, [(run, args.device) for run in runs], jobs)
+        if distributed.is_main():
+            for run, out in zip(runs, outs):
                 print(f"[sparsevis] prune {run.label}: {out}")
 
 
 def cmd_study(args) -> None:
     from sparsevis import studies
+    from sparsevis.runtime import default_jobs, run_parallel
 
-    for run in _runs(args.profile, args.track, args.arch):
-        print(f"[sparsevis] {args.stage} {run.label}: "
-              f"{studies.run_study(args.stage, run, args.profile, device=args.device)}")
+    runs = _runs(args.profile, args.track, args.arch)
+    outs = run_parallel(studies.run_study, [(args.stage, run, args.profile, args.device) for run in runs],
+                        args.jobs or default_jobs(len(runs), args.device))
+    for run, out in zip(runs, outs):
+        print(f"[sparsevis] {args.stage} {run.label}: {out}")
 
 
 def cmd_book(args) -> None:
     from sparsevis import book
 
     try:
-        book.build(args.profile, device=args.device, execute_only=args.execute_only)
+        book.build(args.profile, device=args.device, execute_only=args.execute_only, jobs=args.jobs)
     except book.BookError as e:
         raise SystemExit(f"sparsevis: error: {e}")
 
@@ -90,15 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--arch", help="only runs whose architecture name ends with this")
         p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N'")
 
+    def jobs(p):
+        p.add_argument("--jobs", type=int, help="worker processes for independent runs "
+                                                "(default: one per CPU core on the CPU, 1 on a GPU)")
+
     p = sub.add_parser("prune", help="stage 1: train dense, prune iteratively, retrain (LRR)")
     common(p)
+    jobs(p)
     p.set_defaults(func=cmd_prune)
     p = sub.add_parser("study", help="stages 2-4: interpretability, discovery or alignment")
     p.add_argument("stage", choices=("interpretability", "discovery", "alignment"))
     common(p)
+    jobs(p)
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("book", help="run every stage and notebook, then build the Jupyter Book")
     common(p, track=False)
+    jobs(p)
     p.add_argument("--execute-only", action="store_true", help="run the notebooks, skip the HTML build")
     p.set_defaults(func=cmd_book)
     p = sub.add_parser("plan", help="print the planned work and an estimate of GPU-hours")

@@ -77,6 +77,31 @@ def test_same_config_is_a_cache_hit(tmp_path, monkeypatch):
     assert run_prune(replace(run, seed=4), device="cpu") != first
 
 
+@pytest.mark.slow
+def test_runs_in_worker_processes_equal_serial_runs(tmp_path, monkeypatch):
+    import torch
+
+    from sparsevis.runner import run_prune
+    from sparsevis.runtime import cpu_cores, run_parallel
+
+    runs = [replace(RUN, retrain=replace(RUN.retrain, epochs=1), seed=s) for s in (5, 6)]
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "parallel"))
+    parallel = run_parallel(run_prune, [(run, "cpu") for run in runs], jobs=2)
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "serial"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, cpu_cores() // 2))  # what each of the two workers used
+    try:
+        serial = [run_prune(run, device="cpu") for run in runs]
+    finally:
+        torch.set_num_threads(threads)
+    assert [p.name for p in parallel] == [p.name for p in serial]   # in task order
+    assert [_hashes(p) for p in parallel] == [_hashes(p) for p in serial]
+    with pytest.raises(ValueError, match="invalid literal"):
+        run_parallel(int, [("1",), ("x",)], jobs=2)   # a worker's error reaches the caller
+    with pytest.raises(ValueError, match="jobs=0"):
+        run_parallel(int, [("1",)], jobs=0)
+
+
 def test_unknown_profile_is_a_clear_error(capsys):
     with pytest.raises(ValueError, match="unknown profile 'huge'.*'tiny', 'demo', 'paper'"):
         get_profile("huge")
