@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sparsevis.runtime import resolve_device
+from sparsevis.runtime import cpu_cores, resolve_device
 
 SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
 
@@ -57,8 +57,7 @@ def default_workers(device: torch.device | str | None = "auto") -> int:
     if env:
         return int(env)
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores // max(1, per_node) - 1))
+    return max(1, min(8, cpu_cores() // max(1, per_node) - 1))
 
 
 class _TensorBatches(torch.utils.data.Dataset):
