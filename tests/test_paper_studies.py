@@ -201,8 +201,7 @@ def test_missing_voc_says_what_to_download(data, stage, archive):
 def _execute(notebook: Path, parameters: dict) -> None:
     """Run a notebook's code cells in this process (where the fixtures' patches hold), with
     ``parameters`` set after its parameters cell, as papermill would inject them."""
-    import nbformat
-
+    nbformat = pytest.importorskip("nbformat")
     namespace: dict = {}
     for cell in nbformat.read(notebook, as_version=4).cells:
         if cell.cell_type == "code":
