@@ -183,6 +183,26 @@ class Surface:
         finally:
             handle.remove()
 
+    def _forward(self, x: torch.Tensor) -> None:
+        """The forward pass the hooks read. A torchvision ViT also runs at sizes other than its
+        own (LOST at full resolution): its position embeddings are interpolated bicubically to
+        the image's grid, as DINO and LOST do; torchvision's forward would reject the size."""
+        m = self.model
+        if not isinstance(m, torchvision.models.VisionTransformer) or tuple(x.shape[-2:]) == (m.image_size,) * 2:
+            self.model(x)
+            return
+        h, w = self.grid(x.shape[-2:])
+        if (h * self.stride, w * self.stride) != tuple(x.shape[-2:]):
+            raise ValueError(f"input of {tuple(x.shape[-2:])} px: a ViT with {self.stride} px patches "
+                             "needs a multiple of the patch size (pad with discovery.pad_to_multiple)")
+        pos = m.encoder.pos_embedding
+        side = m.image_size // m.patch_size
+        grid_pos = F.interpolate(pos[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2), size=(h, w),
+                                 mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+        patches = m.conv_proj(x).flatten(2).transpose(1, 2)
+        z = torch.cat([m.class_token.expand(len(x), -1, -1), patches], 1) + torch.cat([pos[:, :1], grid_pos], 1)
+        m.encoder.ln(m.encoder.layers(m.encoder.dropout(z)))
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """Last-stage feature map (B, C, h, w) of a CNN or Swin."""
         if self.kind == "vit":
@@ -198,7 +218,7 @@ class Surface:
         """Output tokens (B, N, D) of the last ViT block, prefix (CLS) tokens included."""
         self._need("vit", "tokens")
         with self._capture(self.blocks[-1]) as store:
-            self.model(x)
+            self._forward(x)
         return store["x"]
 
     def _qk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +227,7 @@ class Surface:
         att = self.attention
         if isinstance(att, nn.MultiheadAttention):  # torchvision: fused in_proj_weight
             with self._capture(att, pre=True) as store:
-                self.model(x)
+                self._forward(x)
             inp = store["x"] if att.batch_first else store["x"].transpose(0, 1)
             d = att.embed_dim
             w, b = att.in_proj_weight, att.in_proj_bias
@@ -215,7 +235,7 @@ class Surface:
             k = F.linear(inp, w[d:2 * d], None if b is None else b[d:2 * d])
         else:  # timm Attention: fused qkv Linear
             with self._capture(att.qkv) as store:
-                self.model(x)
+                self._forward(x)
             qkv = store["x"]
             d = qkv.shape[-1] // 3
             q, k = qkv[..., :d], qkv[..., d:2 * d]

@@ -75,6 +75,30 @@ def test_torchvision_vit_keys_and_cls_attention_match_mha():
         assert torch.allclose(surf.cls_attention(x), ref, atol=1e-5)
 
 
+def test_torchvision_vit_runs_at_other_sizes_with_interpolated_position_embeddings():
+    """LOST runs at full resolution. Reference: torchvision's own forward on a 48 px twin of a
+    32 px ViT whose position embeddings are the 4x4 grid's, interpolated bicubically to 6x6."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    kw = dict(patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=3)
+    model = torchvision.models.VisionTransformer(image_size=32, **kw).eval()
+    twin = torchvision.models.VisionTransformer(image_size=48, **kw).eval()
+    state = model.state_dict()
+    pos = state["encoder.pos_embedding"]
+    grid = F.interpolate(pos[:, 1:].reshape(1, 4, 4, 16).permute(0, 3, 1, 2), size=(6, 6),
+                         mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+    twin.load_state_dict({**state, "encoder.pos_embedding": torch.cat([pos[:, :1], grid], 1)})
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(models.surface(model).keys(x), models.surface(twin).keys(x), atol=1e-5)
+        assert torch.allclose(models.surface(model).cls_attention(x), models.surface(twin).cls_attention(x),
+                              atol=1e-6)
+        assert models.surface(model).keys(torch.randn(1, 3, 48, 40)).shape == (1, 30, 16)   # 6x5 grid
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        models.surface(model).keys(torch.randn(1, 3, 44, 40))
+
+
 def test_timm_vit_cls_attention_matches_unfused_attention():
     torch.manual_seed(0)
     model = models.create("timm/sv_vit_t", num_classes=3).eval()
