@@ -208,7 +208,8 @@ class Explorer:
         """Prune to ``sparsity`` and recompute prediction, attribution map and LOST box of one image.
 
         Returns a dict: prediction (class name), prediction_index, probability (softmax; on
-        the real track the model-vs-human 16-category score), label (true class), correct,
+        the real track the model-vs-human 16-category score), label (true class), correct (both
+        None where the images have no labels in the model's classes, VOC on the paper track),
         map (H, W) float32 >= 0 at the image size, box (4,) float pixels x1, y1, x2, y2 of
         LOST's prediction, seed_box (the seed patch in pixels), gt_boxes (n, 4), mask (H, W)
         bool, image (H, W, 3) uint8, sparsity (realised over the prunable set), requested,
@@ -254,8 +255,6 @@ class Explorer:
         grid = surf.grid(xp.shape[-2:])
         with torch.no_grad():
             feats = studies.patch_features(model, xp)    # the study's LOST features
-        if isinstance(feats, tuple):                      # an older (features, grid, stride) return
-            feats = feats[0]
         res = lost(feats.float(), grid, k=100, return_details=True)
         hw = tuple(x.shape[-2:])
         box = boxes_to_pixels(res.boxes.cpu(), stride, hw)[0].numpy()
@@ -264,15 +263,18 @@ class Explorer:
         seed_box = boxes_to_pixels(torch.tensor([[c, r, c + 1, r + 1]]), stride, hw)[0].numpy()
         t4 = time.perf_counter()
         realised = prune.sparsity(model, "prunable", ckpt.preset)
-        label = int(self.images.labels[image_index])
+        # VOC (paper track) has no labels in the models' classes and no boxes in its masks' set
+        label = None if self.images.labels is None else int(self.images.labels[image_index])
+        gt = [] if self.images.boxes is None else self.images.boxes[image_index]
         return dict(
             run=self.label, run_id=self.run_id, track=self.run.track, arch=self.run.arch,
             profile=self.profile,
             prediction=self.class_names[pred], prediction_index=pred, probability=float(scores[pred]),
-            label=self.class_names[label], correct=pred == label,
+            label=None if label is None else self.class_names[label],
+            correct=None if label is None else pred == label,
             map=amap, box=box, seed_box=seed_box, seed=seed, grid=tuple(grid), stride=stride,
             score_map=res.score_map[0].float().cpu().numpy(),
-            gt_boxes=np.asarray(self.images.boxes[image_index], dtype=float).reshape(-1, 4),
+            gt_boxes=np.asarray(gt, dtype=float).reshape(-1, 4),
             mask=self.images.masks[image_index].cpu().numpy().astype(bool),
             image=self.images.display[image_index].permute(1, 2, 0).cpu().numpy(),
             image_id=self.images.ids[image_index], image_index=int(image_index),
@@ -293,9 +295,10 @@ class Explorer:
         how = (f"checkpoint {ck['iteration']} ({format_sparsity(ck['sparsity'])})"
                + (f" + {format_sparsity(out['extra_pruned'])} pruned now, no retraining"
                   if out["extra_pruned"] > 0 else ""))
-        mark = "correct" if out["correct"] else f"wrong, true: {out['label']}"
+        mark = ("" if out["correct"] is None else
+                ", correct" if out["correct"] else f", wrong, true: {out['label']}")
         return (f"sparsity {format_sparsity(out['sparsity'])} = {how} · prediction "
-                f"{out['prediction']} ({out['probability']:.2f}, {mark}) · "
+                f"{out['prediction']} ({out['probability']:.2f}{mark}) · "
                 f"{out['seconds']['total']:.2f} s")
 
     def figure(self, out: dict, width: float = 7.5):
@@ -316,7 +319,7 @@ class Explorer:
         for b in out["gt_boxes"]:
             axes[0].add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
                                         ec="#1b9e77", lw=1.6, ls="--"))
-        axes[0].set_title(f"image · true: {out['label']}", fontsize=9)
+        axes[0].set_title("image" if out["label"] is None else f"image · true: {out['label']}", fontsize=9)
         peak = float(np.percentile(amap, 99.5)) if amap.size else 0.0     # as the study's figures
         m = np.clip(amap / peak, 0, 1) if peak > 0 else np.zeros_like(amap)
         axes[1].imshow(img.mean(axis=2), cmap="gray", vmin=0, vmax=255)
@@ -348,7 +351,8 @@ class Explorer:
                + (", pruned further without retraining" if out["extra_pruned"] > 0 else ""))
         fig.suptitle(f"{out['run']} · {out['track']} track · profile {out['profile']}\n"
                      f"sparsity {format_sparsity(out['sparsity'])} ({how}) · prediction: "
-                     f"{out['prediction']} ({out['probability']:.2f}, {'correct' if out['correct'] else 'wrong'})",
+                     f"{out['prediction']} ({out['probability']:.2f}"
+                     + ("" if out["correct"] is None else ", correct" if out["correct"] else ", wrong") + ")",
                      fontsize=9)
         fig.tight_layout()
         return fig

@@ -7,6 +7,8 @@ the prune stage runs once per session.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,23 @@ def test_update_gives_map_box_and_prediction(ex):
     assert len(fig.axes) == 3
     import matplotlib.pyplot as plt
 
+    plt.close(fig)
+
+
+def test_images_without_labels_or_boxes_are_drawn(ex):
+    """VOC on the paper track has neither labels in the model's classes nor boxes."""
+    import matplotlib.pyplot as plt
+
+    images = ex.images
+    try:
+        ex.images = replace(images, labels=None, boxes=None)
+        out = ex.update(0.3, 0)
+    finally:
+        ex.images = images
+    assert out["label"] is None and out["correct"] is None and out["gt_boxes"].shape == (0, 4)
+    assert "true" not in ex.describe(out) and "correct" not in ex.describe(out)
+    fig = ex.figure(out)
+    assert "wrong" not in fig._suptitle.get_text() and "true" not in fig.axes[0].get_title()
     plt.close(fig)
 
 
