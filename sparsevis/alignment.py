@@ -116,11 +116,11 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     condition, session ...), ``decision`` (name), ``decision_index``, ``correct`` (when the
     metadata has a category), and with ``return_probs`` one ``p_<category>`` column per
     category. The model runs in eval mode under ``torch.inference_mode`` (its training flag is
-    restored afterwards) on ``device``.
+    restored afterwards) on ``device``, through :func:`sparsevis.features.extract`.
     """
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
 
+    from .features import extract
     from .runtime import resolve_device
 
     if isinstance(dataset, str):
@@ -146,26 +146,19 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     if meta is not None and len(meta) != n_items:
         raise ValueError(f"meta: {len(meta)} rows for a dataset of {n_items} items; expected one row per item")
 
+    def decision_scores(x):
+        out = model(x)
+        s = to_scores(out[0] if isinstance(out, (list, tuple)) else out)
+        if s.ndim != 2 or s.shape[0] != x.shape[0]:
+            raise ValueError(f"mapping returned shape {tuple(s.shape)} for a batch of {x.shape[0]}; "
+                             f"expected (B, K)")
+        return s
+
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    was_training = model.training
-    model.eval()
-    model.to(dev)
-    scores = []
-    try:
-        with torch.inference_mode():
-            for batch in tqdm(loader, desc="model decisions", disable=not progress, leave=False):
-                x = batch[0] if isinstance(batch, (list, tuple)) else batch
-                out = model(x.to(dev, non_blocking=True))
-                if isinstance(out, (list, tuple)):
-                    out = out[0]
-                s = to_scores(out)
-                if s.ndim != 2 or s.shape[0] != x.shape[0]:
-                    raise ValueError(f"mapping returned shape {tuple(s.shape)} for a batch of {x.shape[0]}; "
-                                     f"expected (B, K)")
-                scores.append(s.float().cpu())
-    finally:
-        model.train(was_training)
-    scores = torch.cat(scores) if scores else torch.zeros(0, len(categories or []))
+    # the one inference path of every study (float32: no autocast, so decisions near a tie
+    # do not depend on the device)
+    scores = (extract(model, loader, decision_scores, device=dev, amp=False, progress=progress,
+                      desc="model decisions") if n_items else torch.zeros(0, len(categories or [])))
     k = scores.shape[1]
     if categories is None:
         categories = [str(i) for i in range(k)]

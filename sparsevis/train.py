@@ -174,12 +174,16 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.
     return {"train_loss": history}
 
 
-@torch.inference_mode()
 def predict(model: nn.Module, data, device: torch.device, batch_size: int = 256) -> torch.Tensor:
-    """Logits for every sample of ``data`` in order (no augmentation)."""
-    model.to(device).eval()
-    outs = [model(x.to(device)).float().cpu() for x, _ in data.epoch(0, batch_size, 0, shuffle=False)]
-    return torch.cat(outs)
+    """Float32 logits for every sample of ``data`` in order (no augmentation), through the one
+    inference path (:func:`sparsevis.features.extract`, without autocast); the model is left
+    in eval mode."""
+    from sparsevis.features import extract
+
+    batches = (x for x, _ in data.epoch(0, batch_size, 0, shuffle=False))
+    out = extract(model, batches, device=device, amp=False, progress=False)
+    model.eval()
+    return out
 
 
 def accuracy(model: nn.Module, data, device: torch.device, batch_size: int = 256) -> float:
