@@ -298,8 +298,9 @@ def _timed(fn, *args):
 def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
                jobs: int | None = None) -> dict[str, list[str]]:
     """Run (or find cached) the prune stage, then the study stages in ``stages``; returns
-    {stage: [result directory relative to the run store]}. The runs of a stage are independent,
-    so on the CPU they are spread over ``jobs`` worker processes (default: one per core)."""
+    {stage: [result directory relative to the run store]}. Runs are independent, and the
+    studies of a run only read its checkpoints, so on the CPU the prune runs, then all the
+    (study, run) pairs, are spread over ``jobs`` worker processes (default: one per core)."""
     from sparsevis import studies
     from sparsevis.config import get_profile
     from sparsevis.runner import run_prune
@@ -308,14 +309,22 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
     runs = get_profile(profile).runs
     jobs = jobs or default_jobs(len(runs), device)
     dirs: dict[str, list[str]] = {s: [] for s in stages}
-    for stage in ("prune",) + tuple(s for s in STUDY_STAGES if s in stages):
+    study_stages = tuple(s for s in STUDY_STAGES if s in stages)
+    for phase in (("prune",), study_stages):
+        pairs = [(stage, run) for stage in phase for run in runs]
+        # the embedded real track's studies (224 px images) take the longest: start them first
+        pairs.sort(key=lambda p: p[1].track == "synthetic")
+        tasks = [(run_prune, run, device) if stage == "prune" else (studies.run_study, stage, run, profile, device)
+                 for stage, run in pairs]
         t = time.time()
-        tasks = ([(run_prune, run, device) for run in runs] if stage == "prune" else
-                 [(studies.run_study, stage, run, profile, device) for run in runs])
-        for i, (run, (out, secs)) in enumerate(zip(runs, run_parallel(_timed, tasks, jobs)), 1):
-            dirs.setdefault(stage, []).append(_rel(Path(out)))
-            _log(f"{stage} [{i}/{len(runs)}] {run.label}: {Path(out).name} ({secs:.0f} s)")
-        _log(f"{stage} stage: {time.time() - t:.0f} s with {min(jobs, len(runs))} worker process(es)")
+        done = dict(zip(((stage, run.label) for stage, run in pairs), run_parallel(_timed, tasks, jobs)))
+        for stage in phase:
+            for i, run in enumerate(runs, 1):
+                out, secs = done[stage, run.label]
+                dirs.setdefault(stage, []).append(_rel(Path(out)))
+                _log(f"{stage} [{i}/{len(runs)}] {run.label}: {Path(out).name} ({secs:.0f} s)")
+        if phase:
+            _log(f"{' + '.join(phase)}: {time.time() - t:.0f} s with {min(jobs, len(tasks))} worker process(es)")
     return dirs
 
 
