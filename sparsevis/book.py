@@ -307,24 +307,26 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
     from sparsevis.runtime import default_jobs, run_parallel
 
     runs = get_profile(profile).runs
-    jobs = jobs or default_jobs(len(runs), device)
     dirs: dict[str, list[str]] = {s: [] for s in stages}
-    study_stages = tuple(s for s in STUDY_STAGES if s in stages)
-    for phase in (("prune",), study_stages):
-        pairs = [(stage, run) for stage in phase for run in runs]
+    for phase in (("prune",), tuple(s for s in STUDY_STAGES if s in stages)):
+        pairs = [(stage, i, run) for stage in phase for i, run in enumerate(runs)]
         # the embedded real track's studies (224 px images) take the longest: start them first
-        pairs.sort(key=lambda p: p[1].track == "synthetic")
+        pairs.sort(key=lambda p: p[2].track == "synthetic")
         tasks = [(run_prune, run, device) if stage == "prune" else (studies.run_study, stage, run, profile, device)
-                 for stage, run in pairs]
+                 for stage, _, run in pairs]
+        n = jobs or default_jobs(len(tasks), device)
+
+        def log(k, result, pairs=pairs):
+            stage, i, run = pairs[k]
+            _log(f"{stage} [{i + 1}/{len(runs)}] {run.label}: {Path(result[0]).name} ({result[1]:.0f} s)")
+
         t = time.time()
-        done = dict(zip(((stage, run.label) for stage, run in pairs), run_parallel(_timed, tasks, jobs)))
+        results = run_parallel(_timed, tasks, n, on_result=log)
         for stage in phase:
-            for i, run in enumerate(runs, 1):
-                out, secs = done[stage, run.label]
-                dirs.setdefault(stage, []).append(_rel(Path(out)))
-                _log(f"{stage} [{i}/{len(runs)}] {run.label}: {Path(out).name} ({secs:.0f} s)")
-        if phase:
-            _log(f"{' + '.join(phase)}: {time.time() - t:.0f} s with {min(jobs, len(tasks))} worker process(es)")
+            dirs[stage] = [_rel(Path(out)) for (s, i, _), (out, _) in sorted(zip(pairs, results), key=lambda p: p[0][1])
+                           if s == stage]
+        if tasks:
+            _log(f"{' + '.join(phase)}: {time.time() - t:.0f} s with {min(n, len(tasks))} worker process(es)")
     return dirs
 
 

@@ -31,11 +31,16 @@ def cmd_prune(args) -> None:
             print(paper.plan(get_profile(args.profile), runs=runs, gpus=distributed.world_size()),
                   flush=True)
         # under DDP every process works on the same run; otherwise independent runs share the cores
-        jobs = 1 if distributed.world_size() > 1 else args.jobs or default_jobs(len(runs), args.device)
-        outs = run_parallel(run_prune, [(run, args.device) for run in runs], jobs)
-        if distributed.is_main():
-            for run, out in zip(runs, outs):
-                print(f"[sparsevis] prune {run.label}: {out}")
+        if distributed.world_size() > 1:
+            jobs = 1
+        else:
+            jobs = default_jobs(len(runs), args.device) if args.jobs is None else args.jobs
+
+        def report(i, out):
+            if distributed.is_main():
+                print(f"[sparsevis] prune {runs[i].label}: {out}", flush=True)
+
+        run_parallel(run_prune, [(run, args.device) for run in runs], jobs, on_result=report)
 
 
 def cmd_study(args) -> None:
@@ -43,10 +48,9 @@ def cmd_study(args) -> None:
     from sparsevis.runtime import default_jobs, run_parallel
 
     runs = _runs(args.profile, args.track, args.arch)
-    outs = run_parallel(studies.run_study, [(args.stage, run, args.profile, args.device) for run in runs],
-                        args.jobs or default_jobs(len(runs), args.device))
-    for run, out in zip(runs, outs):
-        print(f"[sparsevis] {args.stage} {run.label}: {out}")
+    jobs = default_jobs(len(runs), args.device) if args.jobs is None else args.jobs
+    run_parallel(studies.run_study, [(args.stage, run, args.profile, args.device) for run in runs], jobs,
+                 on_result=lambda i, out: print(f"[sparsevis] {args.stage} {runs[i].label}: {out}", flush=True))
 
 
 def cmd_book(args) -> None:

@@ -84,8 +84,9 @@ class Explorer:
 
     profile, run: which run (:func:`find_run`). device: where the model runs ("cpu" is the
     interactive default: the synthetic models answer in well under a second there).
-    n_images: evaluation images to choose from (the studies' images: the first ``n_images`` of
-    the same seeded list). prune_dir: the run's directory in the run store; None = run (or find
+    n_images: evaluation images to choose from (drawn as the studies draw theirs; on the
+    synthetic and real tracks the first ``n_images`` of the studies' images, on the paper
+    track a fixed seeded VOC subset of that size). prune_dir: the run's directory in the run store; None = run (or find
     cached) the prune stage. cache: checkpoints kept loaded. method_params: attribution
     parameters per method; None = what the profile's interpretability study used for this
     track (so the explorer shows the study's maps). threads: torch CPU threads during an

@@ -71,6 +71,8 @@ def sv_vit_t(pretrained=False, num_classes=10, **kw):
 
     args = dict(img_size=64, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0)
     args.update(_model_kwargs(kw))
+    if args.pop("patch_size", 8) != 8:
+        raise ValueError(f"sv_vit_t: patch_size={kw['patch_size']!r}; its convolutional stem has stride 8")
     model = VisionTransformer(num_classes=num_classes, patch_size=8, **args)
     width, layers = args["embed_dim"], []
     for c_in, c_out in ((3, width // 4), (width // 4, width // 2), (width // 2, width)):
@@ -186,7 +188,8 @@ class Surface:
     def _forward(self, x: torch.Tensor) -> None:
         """The forward pass the hooks read. A torchvision ViT also runs at sizes other than its
         own (LOST at full resolution): its position embeddings are interpolated bicubically to
-        the image's grid, as DINO and LOST do; torchvision's forward would reject the size."""
+        the image's grid (like DINO's, which LOST uses); torchvision's forward would reject
+        the size."""
         m = self.model
         if not isinstance(m, torchvision.models.VisionTransformer) or tuple(x.shape[-2:]) == (m.image_size,) * 2:
             self.model(x)
@@ -287,7 +290,10 @@ def surface(model: nn.Module) -> Surface:
     if isinstance(model, TimmViT):
         att = model.blocks[-1].attn
         # the first convolution of the patch embedding (a convolutional stem's first layer)
-        stem = next(m for m in model.patch_embed.proj.modules() if isinstance(m, nn.Conv2d))
+        stem = next((m for m in model.patch_embed.proj.modules() if isinstance(m, nn.Conv2d)), None)
+        if stem is None:
+            raise ValueError(f"{arch_name(model)}: no Conv2d in patch_embed.proj; expected a patchify "
+                             "convolution or a convolutional stem")
         return Surface(model, "vit", stem, model.get_classifier(),
                        model.patch_embed.patch_size[0], blocks=model.blocks, attention=att,
                        num_prefix_tokens=model.num_prefix_tokens, num_heads=att.num_heads)

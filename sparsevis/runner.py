@@ -26,8 +26,8 @@ from sparsevis.train import TensorData, accuracy, predict, recalibrate_bn, train
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Source files whose change invalidates prune-stage results (studies and plotting do not).
-PRUNE_CODE = ("models.py", "train.py", "runner.py", "prune", "data/synthscenes.py",
-              "data/mvh.py", "data/imagenet16.py")
+PRUNE_CODE = ("models.py", "train.py", "features.py", "runner.py", "prune", "paper.py", "data/synthscenes.py",
+              "data/mvh.py", "data/imagenet16.py", "data/imagenet.py", "data/paths.py")
 
 
 def runs_dir() -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -42,23 +42,35 @@ def default_jobs(n_tasks: int, device: str | torch.device | None = "auto") -> in
     return max(1, min(n_tasks, cpu_cores()))
 
 
-def run_parallel(fn, tasks: list[tuple], jobs: int) -> list:
-    """``fn(*task)`` for every task, results in task order. With ``jobs > 1`` the tasks run in
-    that many spawned worker processes (``fn`` must be importable), each with
-    ``cpu_cores() // jobs`` torch threads; the first error cancels what has not started and is
-    raised. Tasks must be independent: each writes only its own (atomic, resumable) outputs."""
+def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None) -> list:
+    """``fn(*task)`` for every task, results in task order; ``on_result(i, result)`` is called
+    as each task finishes (for progress logs). With ``jobs > 1`` the tasks run in up to that
+    many spawned worker processes (``fn`` must be importable), the cores shared out among them
+    as torch threads. On the first error nothing more is started, the tasks already running are
+    waited for (each writes only its own atomic, resumable outputs) and the error is raised."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}; expected a positive number of worker processes")
+    results = [None] * len(tasks)
     if jobs == 1 or len(tasks) <= 1:
-        return [fn(*task) for task in tasks]
-    threads = max(1, cpu_cores() // jobs)
-    pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=torch.set_num_threads, initargs=(threads,))
-    try:
-        futures = [pool.submit(fn, *task) for task in tasks]
-        return [f.result() for f in futures]
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
+        for i, task in enumerate(tasks):
+            results[i] = fn(*task)
+            if on_result:
+                on_result(i, results[i])
+        return results
+    workers = min(jobs, len(tasks))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads,
+                             initargs=(max(1, cpu_cores() // workers),)) as pool:
+        index = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        pending = set(index)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                results[index[future]] = future.result()
+                if on_result:
+                    on_result(index[future], results[index[future]])
+    return results

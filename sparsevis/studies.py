@@ -26,12 +26,12 @@ from sparsevis.runtime import resolve_device
 from sparsevis.stats import bootstrap_ci
 
 STAGE_CODE = {
-    "interpretability": ("studies.py", "attribution", "metrics", "data/synthscenes.py", "data/mvh.py",
-                         "data/voc.py", "data/imagenet.py"),
+    "interpretability": ("studies.py", "attribution", "metrics", "features.py", "data/synthscenes.py",
+                         "data/mvh.py", "data/voc.py", "data/imagenet.py", "data/paths.py"),
     "discovery": ("studies.py", "discovery", "metrics", "features.py", "data/synthscenes.py", "data/mvh.py",
-                  "data/voc.py", "data/coco.py", "data/imagenet.py"),
-    "alignment": ("studies.py", "alignment.py", "metrics", "data/synthscenes.py", "data/mvh.py",
-                  "data/imagenet16.py"),
+                  "data/voc.py", "data/coco.py", "data/imagenet.py", "data/paths.py"),
+    "alignment": ("studies.py", "alignment.py", "metrics", "features.py", "data/synthscenes.py", "data/mvh.py",
+                  "data/imagenet16.py", "data/paths.py"),
 }
 N_EXAMPLES = 8          # images kept per iteration (and per discovery dataset) for the figures
 STUDY_SEED = 12345      # evaluation images: independent of every training stream
@@ -286,7 +286,7 @@ def discover(model, data: DiscoverySet, *, device="auto", batch_size: int = 32, 
     Images are read by a DataLoader (``workers`` processes; None: :func:`sparsevis.features.
     default_workers`, ``$SPARSEVIS_WORKERS`` on a GPU) at full resolution, zero-padded at the
     bottom and right to a multiple of the model's stride and batched with others of the same
-    padded size; per-image results do not depend on the batching.
+    padded size. Per image, the batching changes the features only by float rounding.
     """
     from torch.utils.data import DataLoader
 
@@ -335,7 +335,7 @@ def discover(model, data: DiscoverySet, *, device="auto", batch_size: int = 32, 
     return Discovered(found, gts, {key: [details[i][key] for i in sorted(details)] for key in keys})
 
 
-def _discovery(model, run, sets: list[DiscoverySet], params: dict, device, base, n_boot):
+def _discovery(model, sets: list[DiscoverySet], params: dict, device, base, n_boot):
     """CorLoc rows per dataset and method; examples of each dataset's first images, as lists
     (images differ in size), concatenated over the datasets in order."""
     rows, ex = [], {"lost_boxes": [], "tokencut_boxes": [], "seed": [], "score_map": [], "degree": [],
@@ -512,7 +512,7 @@ def run_study(stage: str, run: PruneRun, profile: str, device: str = "auto") -> 
         if stage == "interpretability":
             rows, ex = _interpretability(model, run, data, params, device, base, n_boot)
         elif stage == "discovery":
-            rows, ex = _discovery(model, run, data, params, device, base, n_boot)
+            rows, ex = _discovery(model, data, params, device, base, n_boot)
         elif run.track == "synthetic":
             rows, ex = _synthetic_alignment(model, data, device, base, n_boot, dense_decisions)
         else:

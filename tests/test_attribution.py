@@ -321,14 +321,16 @@ def test_randomisation_check_maps_change(zoo, model_name):
     differently seeded re-init; fitting a model first costs a minute here). Gradient and IG keep
     some input structure on a CNN (correlation about 0.4-0.5), every other method about 0.
     Grad-CAM maps of an untrained ViT are often all zero (the ReLU of a class score that every
-    token lowers), which makes the correlation undefined: the re-init seed 2 is one whose maps
-    are not, and most correlations must be defined."""
+    token lowers), which leaves the correlation undefined (NaN): for sv_vit_t the re-inits with
+    seeds 1 and 3 have all-zero Grad-CAM maps. Three seeds are pooled, and at least a third of
+    the correlations must be defined."""
     model, hw = zoo[model_name]
     x = _images(hw, n=6)
     kind = models.surface(model).kind
     for method in A.methods_for(kind):
-        rho = A.randomisation_check(method, model, x, seed=2, **FAST.get(method, {}))
-        assert rho.shape == (6,) and int(rho.isfinite().sum()) >= 3, (method, rho)
+        rho = torch.cat([A.randomisation_check(method, model, x, seed=s, **FAST.get(method, {}))
+                         for s in (1, 2, 3)])
+        assert rho.shape == (18,) and int(rho.isfinite().sum()) >= 6, (method, rho)
         assert float(rho.nanmean()) < (0.7 if method in ("ig_smoothgrad", "gradient") else 0.5), (method, rho)
 
 

@@ -24,6 +24,7 @@ from sparsevis import attribution, config, metrics, models, paper, prune, studie
 from sparsevis.config import PruneRun, TrainConfig, get_profile
 from sparsevis.data import coco, voc
 from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
+from sparsevis.features import extract
 from sparsevis.plotting import example_order
 from sparsevis.runner import checkpoints, run_dir
 
@@ -165,8 +166,8 @@ def test_bucketed_streamed_lost_equals_per_image_lost(data):
         for i in range(len(data_set.items)):
             sample = data_set.items[i]
             x, hw = pad_to_multiple(sample.image[None], stride)
-            with torch.no_grad():
-                feats = studies.patch_features(model, x)
+            # one image at a time through the same inference path (channels-last on the CPU)
+            feats = extract(model, x, lambda t: studies.patch_features(model, t), device="cpu", progress=False)
             cells = lost(feats, models.surface(model).grid(x.shape[-2:]))
             expected = boxes_to_pixels(cells, stride, hw)
             assert torch.equal(res.boxes["lost"][i:i + 1], expected), (data_set.dataset, i)
