@@ -12,8 +12,9 @@ inference fast:
   GPU works and results come back without stalling the stream,
 * optionally ``torch.compile`` (``compile=True``; in place via ``nn.Module.compile``).
 
-On the CPU the computation is ``fn(x)`` per batch in float32. Channels-last runs CNN inference
-1.6-1.9x faster there (MobileNetV2 at 224 px, the synthetic ResNets; one thread, measured) and
+On the CPU the computation is ``fn(x)`` per batch in float32. Channels-last runs the CPU
+tracks' CNNs faster there (MobileNetV2 at 224 px 1.8x, the synthetic ResNets 1.6-1.9x; one
+thread) but ResNet-50 about 10 % slower (``benchmarks/bench_features.py``, two threads), and
 changes results only by float rounding; with ``channels_last=False`` they are identical to a
 plain loop over the same batches (the tests check both).
 
