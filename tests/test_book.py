@@ -161,8 +161,13 @@ def _images(html: str) -> list[str]:
     return re.findall(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", html)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+@pytest.fixture(scope="module")
+def browser() -> str:
+    """Headless Chromium's executable; the browser checks skip where it is not installed."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium): no browser check")
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -257,10 +262,7 @@ def _headless(browser: str, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_chapter_screenshot_shows_a_figure(built):
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): no screenshot check")
+def test_chapter_screenshot_shows_a_figure(built, browser):
     from PIL import Image
     import numpy as np
 
@@ -279,11 +281,8 @@ def test_chapter_screenshot_shows_a_figure(built):
 
 
 @pytest.mark.slow
-def test_slider_works_without_a_kernel(built):
+def test_slider_works_without_a_kernel(built, browser):
     """Move the static page's sparsity slider in headless Chromium and read what it shows."""
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): no slider check")
     root, html_dir, _, _ = built
     page = html_dir / "book" / "_generated" / "pruning.html"
     probe = page.with_name("pruning-slider-probe.html")
