@@ -33,6 +33,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sparsevis import provenance, results, studies, tracks
+from sparsevis.config import get_profile
+from sparsevis.runner import TrainingRequired, ensure_series, find_series
+from sparsevis.runtime import default_jobs, run_parallel
+from sparsevis.store import runs_dir
 from sparsevis.fileio import (atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file,
                               stable_hash)
 
@@ -44,8 +49,6 @@ NOTEBOOKS = Path("notebooks")
 HTML = Path("_build") / "html"
 VENDOR_CACHE = Path("_build") / "vendor"
 CACHE_FORMAT = 1
-# Package sources the drawing notebooks use directly.
-_DRAWING = ("plotting.py", "results.py", "book.py", "stats.py", "fileio.py")
 
 
 @dataclass(frozen=True)
@@ -54,25 +57,24 @@ class Chapter:
 
     notebook: ``notebooks/<notebook>.ipynb``; title: its page title in ``_toc.yml``;
     stages: the results tables it reads (their contents are part of its cache key);
-    code: package sources (files or folders under ``sparsevis/``) its outputs depend on,
-    None = the whole package; parameters: extra papermill parameters.
+    parameters: extra papermill parameters. The package code its outputs depend on is found
+    from the notebook's own imports (:func:`notebook_code_version`).
     """
 
     notebook: str
     title: str
     stages: tuple[str, ...]
-    code: tuple[str, ...] | None = None
     parameters: dict = field(default_factory=dict)
 
 
 # The book's notebook chapters, in reading order: the single table that the build loop, the
 # cache and the table of contents check (``_toc.yml`` must list them in this order).
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("pruning", "Pruning", ("prune",), _DRAWING + ("prune", "models.py", "runner.py")),
+    Chapter("pruning", "Pruning", ("prune",)),
     Chapter("interpretability", "Interpretability", ("prune", "interpretability")),
     Chapter("object_discovery", "Object discovery", ("prune", "discovery")),
     Chapter("human_alignment", "Human alignment", ("prune", "alignment")),
-    Chapter("sweet_spots", "Sweet spots", ALL_STAGES, _DRAWING + ("metrics", "config.py")),
+    Chapter("sweet_spots", "Sweet spots", ALL_STAGES),
     Chapter("explorer", "Explorer", ("prune",)),
 )
 # Markdown pages around them, in ``_toc.yml`` order (the root first).
@@ -123,22 +125,26 @@ def book_root(root: str | os.PathLike | None = None) -> Path:
     return p.resolve()
 
 
-def code_hash(paths: tuple[str, ...] | None = None) -> str:
-    """Hash of package sources (paths relative to ``sparsevis/``; None = every .py file)."""
-    if paths is None:
-        files = sorted(PACKAGE_DIR.rglob("*.py"))
-    else:
-        files = []
-        for rel in paths:
-            p = PACKAGE_DIR / rel
-            files += sorted(p.rglob("*.py")) if p.is_dir() else ([p] if p.exists() else [])
-    h = hashlib.sha256()
-    for f in files:
-        if "__pycache__" in f.parts:
+_IMPORT = re.compile(r"^\s*(?:from\s+(sparsevis[\w.]*)\s+import\s+([\w\s,()]+)|import\s+(sparsevis[\w.]*))", re.M)
+
+
+def notebook_code_version(source: Path) -> str:
+    """The code version of a notebook: the import closure of the sparsevis modules its code
+    cells import (see :mod:`sparsevis.provenance`)."""
+    nb = json.loads(Path(source).read_text(encoding="utf-8"))
+    entries = set()
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
             continue
-        h.update(str(f.relative_to(PACKAGE_DIR)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+        for m in _IMPORT.finditer("".join(cell.get("source", ""))):
+            if m.group(3):
+                entries.add(m.group(3))
+                continue
+            entries.add(m.group(1))
+            for name in re.split(r"[\s,()]+", m.group(2)):
+                if name and provenance.module_path(f"{m.group(1)}.{name}") is not None:
+                    entries.add(f"{m.group(1)}.{name}")
+    return provenance.code_version(*sorted(entries)) if entries else "none"
 
 
 def config_hash(profile: str, stages=None, chapter: str | None = None) -> str:
@@ -148,8 +154,6 @@ def config_hash(profile: str, stages=None, chapter: str | None = None) -> str:
     those results depend on counts: every run's record, plus the study sizes and the settings of
     the named study stages. Without either: the whole profile.
     """
-    from sparsevis.config import get_profile
-
     p = get_profile(profile)
     if chapter is not None:
         stages = chapter_of(chapter).stages
@@ -181,8 +185,6 @@ def chapter_of(notebook: str) -> Chapter:
 
 
 def _runs_root() -> Path:
-    from sparsevis.runner import runs_dir
-
     return runs_dir()
 
 
@@ -217,33 +219,18 @@ def resolve_run_path(rel: str | os.PathLike) -> Path:
 
 
 def find_result_dirs(profile: str, stages=ALL_STAGES) -> dict[str, list[str]]:
-    """Result directories (relative to the run store) of a profile, by stage, computing nothing.
-
-    Prune runs are located with :func:`sparsevis.runner.run_dir`, studies with
-    :func:`sparsevis.studies.study_dir`; directories without a ``results.csv`` are left out.
-    The book passes the exact directories instead (notebook parameter ``result_dirs``); this is
-    for notebooks run by hand.
-    """
-    from sparsevis.config import get_profile
-    from sparsevis.runner import run_dir
-
-    try:
-        from sparsevis import studies
-    except ImportError:
-        studies = None
-    out: dict[str, list[str]] = {}
-    for stage in stages:
-        found = []
-        for run in get_profile(profile).runs:
-            if stage == "prune":
-                d = run_dir(run)
-            elif studies is not None and hasattr(studies, "study_dir"):
-                d = studies.study_dir(stage, run, profile)
-            else:
-                continue
-            if (d / "results.csv").is_file():
-                found.append(_rel(d))
-        out[stage] = found
+    """Finished result directories (relative to the run store) of a profile, by stage,
+    computing nothing: prune runs are located by their configuration
+    (:func:`sparsevis.runner.find_series`), studies by the checkpoints they were computed on
+    (:func:`sparsevis.studies.find_study`). The book passes the exact directories instead
+    (notebook parameter ``result_dirs``); this is for notebooks run by hand."""
+    out: dict[str, list[str]] = {stage: [] for stage in stages}
+    for run in get_profile(profile).runs:
+        series = find_series(run)
+        for stage in stages:
+            d = series if stage == "prune" else studies.find_study(stage, run, profile, series)
+            if d is not None and (d / "results.csv").is_file():
+                out[stage].append(_rel(d))
     return out
 
 
@@ -252,8 +239,6 @@ def load_results(profile: str, stages=ALL_STAGES, result_dirs: dict | None = Non
     ``source``), read from ``result_dirs`` ({stage: [dir relative to the run store]}, as the book
     injects it) or found with :func:`find_result_dirs`. Missing stages give no rows."""
     import pandas as pd
-
-    from sparsevis import results
 
     dirs = result_dirs if result_dirs is not None else find_result_dirs(profile, stages)
     root = _runs_root()
@@ -295,24 +280,33 @@ def _timed(fn, *args):
     return fn(*args), time.time() - t
 
 
+def _series(run, profile: str, device: str) -> str:
+    """A run's series for the book: found, or made when that is cheap (see
+    :func:`sparsevis.runner.ensure_series`)."""
+    return str(ensure_series(run, profile, device))
+
+
 def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
                jobs: int | None = None) -> dict[str, list[str]]:
-    """Run (or find cached) the prune stage, then the study stages in ``stages``; returns
-    {stage: [result directory relative to the run store]}. Runs are independent, and the
-    studies of a run only read its checkpoints, so on the CPU the prune runs, then all the
-    (study, run) pairs, are spread over ``jobs`` worker processes (default: one per core)."""
-    from sparsevis import studies
-    from sparsevis.config import get_profile
-    from sparsevis.runner import run_prune
-    from sparsevis.runtime import default_jobs, run_parallel
-
+    """Find (or, on the embedded tracks, run) the prune stage, then run (or find cached) the
+    study stages in ``stages``; returns {stage: [result directory relative to the run store]}.
+    Runs are independent, and the studies of a run only read its checkpoints, so on the CPU the
+    prune runs, then all the (study, run) pairs, are spread over ``jobs`` worker processes
+    (default: one per core). Training a paper-track run never starts here: the build stops
+    with the command that does it."""
     runs = get_profile(profile).runs
+    try:   # before any work: a missing paper-track series stops the build with its command
+        for run in runs:
+            if tracks.get(run.track).expensive_training:
+                ensure_series(run, profile, device)
+    except TrainingRequired as e:
+        raise BookError(str(e)) from None
     dirs: dict[str, list[str]] = {s: [] for s in stages}
     for phase in (("prune",), tuple(s for s in STUDY_STAGES if s in stages)):
         pairs = [(stage, i, run) for stage in phase for i, run in enumerate(runs)]
         # the embedded real track's studies (224 px images) take the longest: start them first
         pairs.sort(key=lambda p: p[2].track == "synthetic")
-        tasks = [(run_prune, run, device) if stage == "prune" else (studies.run_study, stage, run, profile, device)
+        tasks = [(_series, run, profile, device) if stage == "prune" else (studies.run_study, stage, run, profile, device)
                  for stage, _, run in pairs]
         n = jobs or default_jobs(len(tasks), device)
 
@@ -321,9 +315,12 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
             _log(f"{stage} [{i + 1}/{len(runs)}] {run.label}: {Path(result[0]).name} ({result[1]:.0f} s)")
 
         t = time.time()
-        results = run_parallel(_timed, tasks, n, on_result=log)
+        try:
+            done = run_parallel(_timed, tasks, n, on_result=log)
+        except TrainingRequired as e:
+            raise BookError(str(e)) from None
         for stage in phase:
-            dirs[stage] = [_rel(Path(out)) for (s, i, _), (out, _) in sorted(zip(pairs, results), key=lambda p: p[0][1])
+            dirs[stage] = [_rel(Path(out)) for (s, i, _), (out, _) in sorted(zip(pairs, done), key=lambda p: p[0][1])
                            if s == stage]
         if tasks:
             _log(f"{' + '.join(phase)}: {time.time() - t:.0f} s with {min(n, len(tasks))} worker process(es)")
@@ -356,7 +353,7 @@ def cache_key(chapter: Chapter, source: Path, params: dict, profile: str, result
         "format": CACHE_FORMAT,
         "notebook": sha256_file(source)[:16],
         "parameters": params,
-        "code": code_hash(chapter.code),
+        "code": notebook_code_version(source),
         "config": config_hash(profile, chapter.stages),
         "results": _results_digest(result_dirs, chapter.stages),
     }
@@ -640,8 +637,6 @@ def build(profile: str = "demo", device: str = "auto", execute_only: bool = Fals
     whatever results exist for the others. ``jobs``: worker processes for the stages (see
     :func:`run_stages`).
     """
-    from sparsevis.config import get_profile
-
     get_profile(profile)  # validates the name
     root = book_root(root)
     check_toc(root)

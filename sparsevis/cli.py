@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from sparsevis.config import PROFILES, STAGES, TRACKS, get_profile
+from sparsevis.runner import TrainingRequired
 
 
 def _profiles_help() -> str:
@@ -20,7 +21,7 @@ def _runs(profile: str, track: str | None, arch: str | None):
 
 
 def cmd_prune(args) -> None:
-    from sparsevis import distributed, paper
+    from sparsevis import distributed, plan
     from sparsevis.runner import run_prune
     from sparsevis.runtime import default_jobs, run_parallel
 
@@ -28,7 +29,7 @@ def cmd_prune(args) -> None:
     # under torchrun: one process per GPU joined into one process group (a no-op otherwise)
     with distributed.session(device=args.device):
         if distributed.is_main():
-            print(paper.plan(get_profile(args.profile), runs=runs, gpus=distributed.world_size()),
+            print(plan.plan(get_profile(args.profile), runs=runs, gpus=distributed.world_size()),
                   flush=True)
         # under DDP every process works on the same run; otherwise independent runs share the cores
         if distributed.world_size() > 1:
@@ -40,7 +41,8 @@ def cmd_prune(args) -> None:
             if distributed.is_main():
                 print(f"[sparsevis] prune {runs[i].label}: {out}", flush=True)
 
-        run_parallel(run_prune, [(run, args.device) for run in runs], jobs, on_result=report)
+        run_parallel(run_prune, [(run, args.device, None, args.strict, args.retrain) for run in runs], jobs,
+                     on_result=report)
 
 
 def cmd_study(args) -> None:
@@ -49,7 +51,7 @@ def cmd_study(args) -> None:
 
     runs = _runs(args.profile, args.track, args.arch)
     jobs = default_jobs(len(runs), args.device) if args.jobs is None else args.jobs
-    run_parallel(studies.run_study, [(args.stage, run, args.profile, args.device) for run in runs], jobs,
+    run_parallel(studies.run_study, [(args.stage, run, args.profile, args.device, args.strict) for run in runs], jobs,
                  on_result=lambda i, out: print(f"[sparsevis] {args.stage} {runs[i].label}: {out}", flush=True))
 
 
@@ -63,9 +65,9 @@ def cmd_book(args) -> None:
 
 
 def cmd_plan(args) -> None:
-    from sparsevis import paper
+    from sparsevis import plan
 
-    print(paper.plan(get_profile(args.profile), gpu=args.gpu, gpus=args.gpus,
+    print(plan.plan(get_profile(args.profile), gpu=args.gpu, gpus=args.gpus,
                      cores_per_gpu=args.cores_per_gpu))
 
 
@@ -104,14 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, help="worker processes for independent runs "
                                                 "(default: one per CPU core on the CPU, 1 on a GPU)")
 
+    def strict(p):
+        p.add_argument("--strict", action="store_true",
+                       help="refuse checkpoints made by another code version (default: use them, with a warning)")
+
     p = sub.add_parser("prune", help="stage 1: train dense, prune iteratively, retrain (LRR)")
     common(p)
     jobs(p)
+    strict(p)
+    p.add_argument("--retrain", action="store_true",
+                   help="train anew; existing checkpoints are kept under <run>.superseded-<time>")
     p.set_defaults(func=cmd_prune)
     p = sub.add_parser("study", help="stages 2-4: interpretability, discovery or alignment")
     p.add_argument("stage", choices=("interpretability", "discovery", "alignment"))
     common(p)
     jobs(p)
+    strict(p)
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("book", help="run every stage and notebook, then build the Jupyter Book")
     common(p, track=False)
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, TrainingRequired) as e:
         print(f"sparsevis: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from sparsevis.fileio import atomic_write_text
+from sparsevis.fileio import atomic_write_bytes, atomic_write_text
 
 COLUMNS = ["track", "profile", "arch", "n_params", "prune_method", "prunable_set", "iteration",
            "sparsity", "sparsity_all", "seed", "study", "dataset", "method", "metric", "value",
@@ -48,3 +48,28 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame
     if missing:
         raise ValueError(f"results files {[str(p) for p in paths]} lack columns {missing}")
     return df
+
+
+# The per-item values behind every mean of a study (one row per evaluation image or trial), for
+# the paired analysis of :mod:`sparsevis.analysis`; gzip-compressed CSV, one file per checkpoint.
+ITEM_COLUMNS = ["run_id", "seed", "iteration", "sparsity", "dataset", "method", "metric", "item", "value"]
+
+
+def write_items(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    missing = [c for c in ITEM_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"item values for {path} lack columns {missing}; expected {ITEM_COLUMNS}")
+    buf = io.BytesIO()
+    df[ITEM_COLUMNS].to_csv(buf, index=False, compression={"method": "gzip", "mtime": 0})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_items(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate per-item files; an unreadable one is an error naming it."""
+    frames = []
+    for p in paths:
+        try:
+            frames.append(pd.read_csv(p, dtype={"item": str}))
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"item values {p}: unreadable ({e}); delete it and rerun its study") from None
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ITEM_COLUMNS)

@@ -1,154 +1,105 @@
 """The prune stage: dense training, then prune -> retrain (learning-rate rewinding) per iteration.
 
-Outputs live in the run store (``$SPARSEVIS_RUNS_DIR``, default ``./runs``) under
-``prune/<label>-<run id>/``; the run id hashes the run's config, the version of the code it
-depends on and its inputs (data digest, weights file), so the same config is a cache hit.
-Every file is written atomically and a run killed at any moment resumes from its last finished
-epoch; ``DONE`` marks a complete run. Checkpoints carry the accuracy of their iteration.
+Outputs live in the run store (:mod:`sparsevis.store`) under ``prune/<label>-<config hash>/``.
+The folder is named by the run's configuration alone; what made its checkpoints (the code
+version of this stage, the digest of the training data, each checkpoint's parent) is recorded
+in ``config.json`` and in every checkpoint, so that a change to the code never hides a
+checkpoint. Checkpoints made by another code version are used with a warning (``strict``
+refuses them); a new training run happens only when asked (``retrain``). Every file is written
+atomically and a run killed at any moment resumes from its last finished epoch; ``DONE`` marks
+a complete run. Checkpoints carry the accuracy of their iteration.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-from dataclasses import dataclass
+import logging
+import shutil
+import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from sparsevis import distributed, models, prune, results
+from sparsevis import distributed, models, prune, provenance, results, tracks
 from sparsevis.config import PruneRun
-from sparsevis.fileio import atomic_write_json, atomic_write_text, sha256_file, stable_hash
+from sparsevis.fileio import atomic_write_json, atomic_write_text, sha256_file
 from sparsevis.runtime import resolve_device, seed_everything
 from sparsevis.stats import bootstrap_ci
-from sparsevis.train import TensorData, accuracy, predict, recalibrate_bn, train
+from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key
+from sparsevis.train import predict, recalibrate_bn, train
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-# Source files whose change invalidates prune-stage results (studies and plotting do not).
-PRUNE_CODE = ("models.py", "train.py", "features.py", "runner.py", "prune", "paper.py", "data/synthscenes.py",
-              "data/mvh.py", "data/imagenet16.py", "data/imagenet.py", "data/paths.py")
+log = logging.getLogger("sparsevis")
 
 
-def runs_dir() -> Path:
-    return Path(os.environ.get("SPARSEVIS_RUNS_DIR", "runs"))
+class TrainingRequired(RuntimeError):
+    """A series is missing and making it is expensive: the message names the command."""
 
 
-def code_version(paths=PRUNE_CODE) -> str:
-    """Hash of the named package sources (files or folders of .py files)."""
-    h = hashlib.sha256()
-    for rel in paths:
-        p = PACKAGE_DIR / rel
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(str(f.relative_to(PACKAGE_DIR)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+def code_version(track: str) -> str:
+    """The prune stage's code version for a track: every module that trains a run of it."""
+    return provenance.code_version(__name__, f"sparsevis.tracks.{track}", skip=("sparsevis.tracks",))
 
 
-# --------------------------------------------------------------------------------------------
-# Track data
-# --------------------------------------------------------------------------------------------
-@dataclass
-class TrackData:
-    train: TensorData | None
-    test: TensorData
-    num_classes: int
-    digest: str
-    dataset: str
-    calibration: torch.Tensor | None = None   # real track: images for BN recalibration
-    calibration_ids: tuple[str, ...] = ()
-    to_decision: object = None                # logits -> class index
+def prune_command(run: PruneRun, profile: str) -> str:
+    arch = run.arch.split("/")[-1]
+    launcher = "torchrun --nproc_per_node=<GPUs> -m sparsevis" if run.track == "paper" else "python -m sparsevis"
+    return f"{launcher} prune --profile {profile} --track {run.track} --arch {arch}"
 
 
-def synthetic_data(run: PruneRun) -> TrackData:
-    from sparsevis.data import synthscenes as ss
-
-    d = run.data
-    kw = dict(seed=run.seed, size=d.size, texture_prob=d.texture_prob)
-    tr, te = ss.make_split("train", d.n_train, **kw), ss.make_split("clean", d.n_test, **kw)
-    return TrackData(TensorData(tr.images, tr.labels, ss.normalize),
-                     TensorData(te.images, te.labels, ss.normalize, augment=False),
-                     len(ss.CLASSES), stable_hash([tr.digest(), te.digest()]), "synthscenes-clean",
-                     to_decision=lambda logits: logits.argmax(1))
+def _weights_identity(run: PruneRun):
+    if run.weights and Path(run.weights).is_file():
+        return sha256_file(run.weights)
+    return run.weights
 
 
-# Real track: accuracy on the edge and silhouette stimuli (16-way, as model-vs-human decides);
-# BN recalibration uses a seeded held-out set of cue-conflict images, recorded in the checkpoint
-# so that studies exclude them for that run.
-REAL_ACCURACY_DATASETS = ("edge", "silhouette")
-N_CALIBRATION = 128
+def _check_lineage(run: PruneRun, out: Path, strict: bool) -> None:
+    """Warn (or, ``strict``, refuse) when a series was made by another code version."""
+    made_by = lineage(out).get("code_version")
+    current = code_version(run.track)
+    if made_by and made_by != current:
+        msg = (f"{run.label}: checkpoints in {out} are from code version {made_by}; current {current}")
+        if strict:
+            raise ValueError(f"{msg} (--strict: retrain with `--retrain`, or drop --strict to use them)")
+        log.warning("%s; using them (pass --strict to refuse, --retrain to train anew)", msg)
 
 
-def real_data(run: PruneRun) -> TrackData:
-    import numpy as np
-
-    from sparsevis.data import imagenet16, mvh
-
-    frames = [mvh.load_images(d) for d in REAL_ACCURACY_DATASETS]
-    images, labels, files = [], [], []
-    for df in frames:
-        if run.n_eval:
-            df = df.sort_values("image").iloc[: run.n_eval]
-        ds = mvh.MVHImages(images=df)
-        images += [ds[i][0] for i in range(len(ds))]
-        labels += [imagenet16.category_index(c) for c in df["category"]]
-        files += list(df["path"])
-    x = torch.stack(images)
-    y = torch.tensor(labels)
-    digest = stable_hash([sha256_file(f) for f in files])
-    calibration, ids = None, ()
-    if run.bn_recalibration:
-        cc = mvh.load_images("cue-conflict").sort_values("image")
-        pick = np.sort(np.random.default_rng(run.seed).permutation(len(cc))[:N_CALIBRATION])
-        sub = cc.iloc[pick]
-        ds = mvh.MVHImages(images=sub)
-        calibration = torch.stack([ds[i][0] for i in range(len(ds))])
-        ids = tuple(sub["image"])
-        digest = stable_hash([digest, [sha256_file(f) for f in sub["path"]]])
-    return TrackData(None, TensorData(x, y, lambda t: t, augment=False), 1000, digest,
-                     "+".join(REAL_ACCURACY_DATASETS), calibration, ids,
-                     to_decision=lambda logits: imagenet16.decide(imagenet16.decision_from_logits(logits)))
+def find_series(run: PruneRun, store: Path | None = None, strict: bool = False) -> Path | None:
+    """The finished series of ``run`` in the store, or None; never computes anything."""
+    out = run_dir(run, store)
+    if not (out / "DONE").exists():
+        return None
+    missing = [k for k in range(len(run.sparsities)) if not (out / f"iter-{k:02d}.pt").exists()]
+    if missing:   # a checkpoint deleted by hand: the series is not finished any more
+        log.warning("%s: %s missing from %s; the series is resumed to rebuild it", run.label,
+                    ", ".join(f"iter-{k:02d}.pt" for k in missing), out)
+        (out / "DONE").unlink()
+        return None
+    _check_lineage(run, out, strict)
+    try:
+        results.read(out / "results.csv")
+    except (OSError, ValueError):   # deleted or damaged: it is made from the checkpoints alone
+        _write_results(run, out, series_key(run))
+    return out
 
 
-def track_data(run: PruneRun) -> TrackData:
-    if run.track == "synthetic":
-        return synthetic_data(run)
-    if run.track == "real":
-        return real_data(run)
-    from sparsevis import paper
-
-    return paper.track_data(run)
-
-
-# --------------------------------------------------------------------------------------------
-# The stage
-# --------------------------------------------------------------------------------------------
-def run_id(run: PruneRun, data: TrackData) -> str:
-    weights = run.weights
-    if weights and Path(weights).is_file():
-        weights = sha256_file(weights)
-    return stable_hash({"run": run.record(), "code": code_version(), "data": data.digest,
-                        "weights": weights})
+def ensure_series(run: PruneRun, profile: str, device: str = "auto", strict: bool = False) -> Path:
+    """The series of ``run`` for a study, notebook or the explorer: found, or made first when
+    that is cheap (synthetic and real tracks, said in the log); a track whose training takes
+    GPU-days is never trained here: :class:`TrainingRequired` names the command."""
+    found = find_series(run, strict=strict)
+    if found is not None:
+        return found
+    if tracks.get(run.track).expensive_training:
+        raise TrainingRequired(
+            f"no checkpoints of {run.label} in {runs_dir().resolve()}; training them takes GPU-days and "
+            f"starts only on its own command:\n  {prune_command(run, profile)}\n"
+            "(or `python -m sparsevis import-checkpoints DIR --arch NAME` for checkpoints you have)")
+    log.warning("%s: no checkpoints in the run store yet; running its prune stage first", run.label)
+    return run_prune(run, device=device, strict=strict)
 
 
-@functools.lru_cache(maxsize=None)
-def _cached_run_id(run: PruneRun) -> str:
-    """The run id, computed once per process (building the data to hash it takes seconds)."""
-    return run_id(run, track_data(run))
-
-
-def run_dir(run: PruneRun) -> Path:
-    return runs_dir() / "prune" / f"{run.label}-{_cached_run_id(run)}"
-
-
-def checkpoints(directory: str | Path) -> list[Path]:
-    """Finished checkpoints of a prune run, in iteration order."""
-    return sorted(Path(directory).glob("iter-[0-9][0-9].pt"))
-
-
-def _evaluate(model, data: TrackData, device) -> tuple[float, int, float, float]:
+def _evaluate(model, data: tracks.TrackData, device) -> tuple[float, int, float, float]:
     logits = predict(model, data.test, device)
-    labels = getattr(data.test, "labels", None)   # TensorData, paper.EvalData: no second pass
+    labels = getattr(data.test, "labels", None)   # TensorData, tracks.paper.EvalData: no second pass
     if labels is None:
         labels = torch.cat([y for _, y in data.test.epoch(0, 256, 0, shuffle=False)])
     correct = (data.to_decision(logits) == labels).float().numpy()
@@ -156,20 +107,38 @@ def _evaluate(model, data: TrackData, device) -> tuple[float, int, float, float]
     return ci.estimate, ci.n, ci.low, ci.high
 
 
-def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None) -> Path:
-    """Run (or resume, or find cached) one prune experiment; returns its directory."""
+def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, strict: bool = False,
+              retrain: bool = False) -> Path:
+    """Run (or resume, or find finished) one prune experiment; returns its directory.
+
+    ``retrain``: keep the existing series under ``<dir>.superseded-<time>`` and train anew.
+    """
     device = resolve_device(device)
-    rid = _cached_run_id(run)
-    out = (store or runs_dir()) / "prune" / f"{run.label}-{rid}"
-    if (out / "DONE").exists():
-        return out
-    data = track_data(run)
+    out = run_dir(run, store)
+    if retrain and out.exists() and distributed.is_main():
+        shutil.move(str(out), f"{out}.superseded-{time.strftime('%Y%m%d-%H%M%S')}")
+    distributed.barrier()
+    found = find_series(run, store, strict)
+    if found is not None:
+        return found
+    if out.exists():
+        _check_lineage(run, out, strict)
+    track = tracks.get(run.track)
+    data = track.train_data(run)
+    version = code_version(run.track)
     main = distributed.is_main()   # under torchrun rank 0 writes; the others wait at barriers
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", {"run": run.record(), "run_id": rid,
-                                                "code_version": code_version(), "data": data.digest})
+        record = lineage(out)
+        if record.get("data") not in (None, data.digest):
+            log.warning("%s: the training data changed since this run started (digest %s, now %s)",
+                        run.label, record["data"], data.digest)
+        atomic_write_json(out / "config.json", {"run": run.record(), "run_id": series_key(run),
+                                                "code_version": record.get("code_version", version),
+                                                "resumed_with": version, "data": data.digest,
+                                                "weights": _weights_identity(run)})
     distributed.barrier()
+    rid = series_key(run)
     parent = None
     levels = run.sparsities
     bar = tqdm(list(enumerate(levels)), desc=run.label, disable=not main)
@@ -185,8 +154,8 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None) ->
             acc, n, lo, hi = _evaluate(model, data, device)
             meta = dict(run_id=rid, track=run.track, iteration=k, target_sparsity=target,
                         accuracy=acc, accuracy_n=n, accuracy_ci=[lo, hi], eval_dataset=data.dataset,
-                        parent=parent, seed=run.seed, label=run.label,
-                        calibration_images=list(data.calibration_ids))
+                        parent=parent, seed=run.seed, label=run.label, code_version=version,
+                        data_digest=data.digest, calibration_images=list(data.calibration_ids))
             parent = prune.save(model, ckpt, **meta)
             (out / f"iter-{k:02d}.state.pt").unlink(missing_ok=True)
         parent = distributed.broadcast_object(parent)
@@ -198,7 +167,7 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None) ->
     return out
 
 
-def _make_iteration(run: PruneRun, data: TrackData, k: int, target: float, out: Path, device):
+def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float, out: Path, device):
     """The model of iteration k: trained dense (k=0), or pruned from iteration k-1 and retrained."""
     seed_everything(run.seed * 1000 + k)
     state = out / f"iter-{k:02d}.state.pt"

@@ -1,11 +1,4 @@
-"""The paper track at scale: ImageNet data for the prune stage, and the plan of a profile's work
-with an estimate of its cost in GPU-hours.
-
-:func:`track_data` is what :func:`sparsevis.runner.track_data` returns for ``track="paper"``:
-ImageNet-1k train (``RandomResizedCrop(224)`` + flip) served by a DataLoader with workers and
-pinned memory, sharded over the ranks under torchrun, and the validation split (resize 256,
-centre-crop 224) for top-1 accuracy, evaluated whole on every rank. A run's ``data`` may hold
-ImageNet options (the budget variant's fixed per-class subset); see :func:`data_options`.
+"""The plan of a profile's work, with an estimate of its cost in GPU-hours.
 
 :func:`plan` is what ``python -m sparsevis plan --profile <name>`` prints.
 
@@ -23,7 +16,6 @@ Throughput figures (estimates)
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
@@ -31,11 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsevis import features
+from sparsevis import features, tracks
+from sparsevis.tracks import paper as paper_track
 
-IMAGENET_TRAIN_IMAGES = 1_281_167
-IMAGENET_VAL_IMAGES = 50_000
-IMAGENET_CLASSES = 1000
 
 # images/s on one RTX 3090 (timm benchmark tables, AMP + channels-last; see the module docstring).
 # Swin-V2-T is timm's swinv2_tiny_window8_256 measured at 256 px, scaled by (256/224)^2 to 224 px.
@@ -69,112 +59,6 @@ INTERPRETABILITY_IMAGES = 1449   # VOC2012 segmentation val: the pool the images
 DISCOVERY_IMAGES = {"VOC07 trainval": (5011, 3.7), "VOC12 trainval": (11540, 3.7), "COCO20k": (19817, 6.1)}
 ALIGNMENT_IMAGES = 18_000
 ALIGNMENT_DATASETS = 17
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DataOptions:
-    train_per_class: int | None = None    # None = every training image
-    val_per_class: int | None = None      # None = the whole validation split (50 per class)
-    subset_seed: int = 0                  # the subset is fixed by this seed, not the run's seed
-
-
-def data_options(run) -> DataOptions:
-    """ImageNet options of a paper-track run, read from ``run.data`` (None: full ImageNet).
-
-    ``run.data`` may be any record with the fields of :class:`DataOptions` (the profile's
-    ``PaperData``); missing fields take their defaults.
-    """
-    d = run.data
-    if d is None:
-        return DataOptions()
-    opts = DataOptions(**{f: getattr(d, f) for f in DataOptions.__dataclass_fields__ if hasattr(d, f)})
-    for name in ("train_per_class", "val_per_class"):
-        value = getattr(opts, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{run.label}: data.{name}={value!r}; expected a positive integer or None")
-    return opts
-
-
-@functools.lru_cache(maxsize=8)
-def _folder(root: str, split: str, per_class: int | None, seed: int,
-            expected_classes: int | None):
-    from sparsevis.data.imagenet import ImageNetFolder
-
-    return ImageNetFolder(root, split, expected_classes=expected_classes, per_class=per_class,
-                          seed=seed, progress=True)
-
-
-def _digest(ds) -> list:
-    """What identifies a split: its class list and sample list (relative paths, labels)."""
-    from sparsevis.fileio import stable_hash
-
-    cut = len(str(ds.dir)) + 1  # relative paths "<wnid>/<file>" (string slicing: 1.3 M samples)
-    return [ds.split, ds.classes, stable_hash([[str(p)[cut:], t] for p, t in ds.samples])]
-
-
-@dataclass
-class EvalData:
-    """A whole split for evaluation, in order, on every rank (not sharded: each rank computes
-    the same accuracy). The interface of :class:`sparsevis.train.TensorData` for ``predict``."""
-
-    dataset: torch.utils.data.Dataset
-    num_workers: int = 0
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return torch.as_tensor(self.dataset.targets)
-
-    def epoch(self, epoch: int, batch_size: int, seed: int, shuffle: bool = False):
-        if shuffle:
-            raise ValueError("EvalData is for evaluation: shuffle=True is not supported")
-        yield from features.make_loader(self.dataset, batch_size, workers=self.num_workers)
-
-    def n_batches(self, batch_size: int) -> int:
-        return math.ceil(len(self) / batch_size)
-
-
-def track_data(run, root: str | os.PathLike | None = None,
-               expected_classes: int | None = IMAGENET_CLASSES):
-    """The :class:`sparsevis.runner.TrackData` of a paper-track run (ImageNet-1k).
-
-    ``root``: the data root (default ``$SPARSEVIS_DATA_DIR``, see :mod:`sparsevis.data.paths`);
-    ``expected_classes``: checked against the class folders (None accepts any number: tests).
-    DataLoader workers per process: :func:`sparsevis.features.default_workers` (at most 8 per
-    GPU; ``$SPARSEVIS_WORKERS`` overrides; 0 without a GPU).
-    """
-    from sparsevis.fileio import stable_hash
-    from sparsevis.runner import TrackData
-    from sparsevis.train import LoaderData
-
-    from sparsevis.data.paths import data_root
-
-    opts = data_options(run)
-    root = str(data_root() if root is None else root)
-    train_ds = _folder(root, "train", opts.train_per_class, opts.subset_seed, expected_classes)
-    val_ds = _folder(root, "val", opts.val_per_class, opts.subset_seed, expected_classes)
-    if train_ds.classes != val_ds.classes:
-        raise ValueError(f"ImageNet train ({train_ds.dir}) and val ({val_ds.dir}) have different class "
-                         "folders; expected the same wnids in both")
-    workers = features.default_workers("auto")
-    name = "imagenet-val" + (f"[{opts.val_per_class}/class]" if opts.val_per_class else "")
-    return TrackData(
-        train=LoaderData(train_ds, num_workers=workers),
-        test=EvalData(val_ds, num_workers=workers),
-        num_classes=len(train_ds.classes),
-        digest=stable_hash([_digest(train_ds), _digest(val_ds)]),
-        dataset=name,
-        to_decision=_argmax,
-    )
-
-
-def _argmax(logits: torch.Tensor) -> torch.Tensor:
-    return logits.argmax(1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,19 +131,6 @@ class RunPlan:
     gpu_hours_studies: float | None = None
 
 
-def _train_size(run) -> tuple[int, int]:
-    """(training images per epoch, evaluation images per checkpoint) of a run."""
-    if run.track == "paper":
-        o = data_options(run)
-        n_train = min(o.train_per_class * IMAGENET_CLASSES, IMAGENET_TRAIN_IMAGES) if o.train_per_class \
-            else IMAGENET_TRAIN_IMAGES
-        n_val = min(o.val_per_class, 50) * IMAGENET_CLASSES if o.val_per_class else IMAGENET_VAL_IMAGES
-        return n_train, n_val
-    if run.track == "synthetic" and run.data is not None:
-        return run.data.n_train, run.data.n_test
-    return 0, (run.n_eval * 2 if run.n_eval else 320)  # real track: edge + silhouette stimuli
-
-
 def _epochs(run) -> tuple[int, int, int]:
     """(dense epochs, epochs per pruning iteration, total epochs)."""
     n_levels = len(run.sparsities)
@@ -308,7 +179,7 @@ def plan_runs(profile, runs=None, gpu: str = "a100", cores_per_gpu: int = 12,
     loader_ips = cores_per_gpu * LOADER_IMAGES_PER_S_PER_CORE
     out = []
     for run in runs if runs is not None else profile.runs:
-        n_train, n_eval = _train_size(run)
+        n_train, n_eval = tracks.get(run.track).train_sizes(run)
         dense, per, total = _epochs(run)
         checkpoints = len(run.sparsities)
         plan = RunPlan(run.label, run.arch, run.method + ("+bnrecal" if run.bn_recalibration else ""),
@@ -316,7 +187,7 @@ def plan_runs(profile, runs=None, gpu: str = "a100", cores_per_gpu: int = 12,
                        checkpoints * n_eval)
         key = arch_key(run.arch)
         gpu_train = (throughput or {}).get(key) or TRAIN_IMAGES_PER_S.get(key, 0) * speed
-        if run.track == "paper" and gpu_train:
+        if tracks.get(run.track).expensive_training and gpu_train:
             gpu_infer = INFER_IMAGES_PER_S.get(key, 0) * speed or 3 * gpu_train
             plan.train_images_per_s = min(gpu_train, loader_ips)
             plan.loader_bound = loader_ips < gpu_train
@@ -375,11 +246,11 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
                           _fmt_h(p.gpu_hours_prune), _fmt_h(p.gpu_hours_studies)]))
     lines.append("-" * len(header))
     paper = [p for p in plans if p.gpu_hours_prune is not None]
-    unknown = sorted({p.arch for p, r in zip(plans, all_runs) if r.track == "paper" and p.gpu_hours_prune is None})
+    unknown = sorted({p.arch for p, r in zip(plans, all_runs) if tracks.get(r.track).expensive_training and p.gpu_hours_prune is None})
     if paper:
         prune_h = sum(p.gpu_hours_prune for p in paper)
         studies_h = sum(p.gpu_hours_studies for p in paper)
-        epochs = sum(p.images_trained for p in paper) / IMAGENET_TRAIN_IMAGES
+        epochs = sum(p.images_trained for p in paper) / paper_track.IMAGENET_TRAIN_IMAGES
         wall = (prune_h + studies_h) / gpus
         lines += [
             f"Total: {epochs:,.0f} ImageNet-epoch equivalents of training. Estimated {prune_h:,.0f} GPU-hours "
@@ -391,7 +262,7 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
             f"{GPU_SPEEDUP[gpu]}x for {gpu.upper()}; data loading at an assumed "
             f"{LOADER_IMAGES_PER_S_PER_CORE} images/s per CPU core (PIL decode + crop). 'L' marks runs "
             "limited by data loading (more cores per GPU, Pillow-SIMD or DALI would speed them up).",
-            "Calibrate: sparsevis.paper.measure_train_throughput('torchvision/resnet50') on your GPU, "
+            "Calibrate: sparsevis.plan.measure_train_throughput('torchvision/resnet50') on your GPU, "
             "then plan(profile, throughput={'resnet50': <images/s>}).",
         ]
         _, _, n = _study_work(profile)
@@ -402,6 +273,6 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
     if unknown:
         lines.append(f"No throughput figure for {', '.join(unknown)}: GPU-hours not estimated "
                      "(pass throughput= from measure_train_throughput).")
-    if any(r.track != "paper" for r in all_runs):
+    if any(not tracks.get(r.track).expensive_training for r in all_runs):
         lines.append("Synthetic and real-stimuli runs are CPU work (minutes); no GPU-hours are estimated for them.")
     return "\n".join(lines)
