@@ -2,7 +2,6 @@
 the runner, and the plan with its GPU-hour estimate."""
 from __future__ import annotations
 
-import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsevis import config, paper
+from sparsevis import config, plan, tracks
+from sparsevis.tracks import paper as paper_track
 from sparsevis.config import PruneRun, TrainConfig, get_profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,6 +27,7 @@ class _PaperData:
 
 
 PaperData = getattr(config, "PaperData", _PaperData)
+PAPER = tracks.get("paper")
 TINY = TrainConfig(epochs=1, lr=0.01, batch_size=4, schedule="cosine", amp=False)
 
 
@@ -35,9 +36,10 @@ def imagenet(tmp_path, monkeypatch):
     fx = make_imagenet(tmp_path, n_classes=3, n_train=6, n_val=2)
     monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
-    paper._folder.cache_clear()
+    monkeypatch.setattr(PAPER, "expected_classes", None)   # the fixture has 3 classes
+    paper_track._folder.cache_clear()
     yield fx
-    paper._folder.cache_clear()
+    paper_track._folder.cache_clear()
 
 
 def _run(**kw) -> PruneRun:
@@ -48,7 +50,7 @@ def _run(**kw) -> PruneRun:
 
 
 def test_track_data_full_and_subset(imagenet):
-    full = paper.track_data(_run(), expected_classes=None)
+    full = PAPER.train_data(_run())
     assert full.num_classes == 3 and full.dataset == "imagenet-val"
     assert len(full.train) == 6 + 7 + 8 and len(full.test) == 6
     assert full.test.labels.tolist() == [0, 0, 1, 1, 2, 2]
@@ -59,26 +61,25 @@ def test_track_data_full_and_subset(imagenet):
     with pytest.raises(ValueError, match="shuffle"):
         next(full.test.epoch(0, 4, 0, shuffle=True))
 
-    sub = paper.track_data(_run(data=PaperData(train_per_class=4, val_per_class=1)), expected_classes=None)
+    sub = PAPER.train_data(_run(data=PaperData(train_per_class=4, val_per_class=1)))
     assert len(sub.train) == 12 and len(sub.test) == 3 and sub.dataset == "imagenet-val[1/class]"
     assert sub.digest != full.digest
     # the digest depends on the data only (same files: same digest)
-    paper._folder.cache_clear()
-    assert paper.track_data(_run(seed=5), expected_classes=None).digest == full.digest
+    paper_track._folder.cache_clear()
+    assert PAPER.train_data(_run(seed=5)).digest == full.digest
     with pytest.raises(ValueError, match="train_per_class"):
-        paper.track_data(_run(data=PaperData(train_per_class=0)), expected_classes=None)
+        PAPER.train_data(_run(data=PaperData(train_per_class=0)))
 
 
 def test_track_data_names_missing_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="ImageNet"):
-        paper.track_data(_run())
+        PAPER.train_data(_run())
 
 
 def test_prune_run_on_the_paper_track(imagenet, monkeypatch, tmp_path):
     from sparsevis import prune, runner
 
-    monkeypatch.setattr(paper, "track_data", functools.partial(paper.track_data, expected_classes=None))
     run = _run(data=PaperData(train_per_class=3))
     out = runner.run_prune(run, device="cpu", store=tmp_path / "runs")
     assert (out / "DONE").exists()
@@ -92,28 +93,28 @@ def test_prune_run_on_the_paper_track(imagenet, monkeypatch, tmp_path):
 
 def test_plan_paper_profile():
     profile = get_profile("paper")
-    text = paper.plan(profile)
+    text = plan.plan(profile)
     for run in profile.runs:
         assert run.label in text
     assert "90 + 90 = 2430" in text and "300 + 300 = 4200" in text  # ResNet-18, ViT-B/32
     assert "GPU-hours" in text and "estimate" in text
-    plans = {p.arch: p for p in paper.plan_runs(profile)}
+    plans = {p.arch: p for p in plan.plan_runs(profile)}
     r18 = plans["torchvision/resnet18"]
     assert r18.checkpoints == 27 and r18.epochs_total == 27 * 90
-    assert r18.images_trained == 2430 * paper.IMAGENET_TRAIN_IMAGES
+    assert r18.images_trained == 2430 * paper_track.IMAGENET_TRAIN_IMAGES
     assert r18.images_evaluated == 27 * 50_000
     # GPU-hours follow from the documented rates
-    rate = min(paper.TRAIN_IMAGES_PER_S["resnet18"] * paper.GPU_SPEEDUP["a100"],
-               12 * paper.LOADER_IMAGES_PER_S_PER_CORE)
-    eval_rate = min(paper.INFER_IMAGES_PER_S["resnet18"] * paper.GPU_SPEEDUP["a100"],
-                    12 * paper.LOADER_IMAGES_PER_S_PER_CORE)
+    rate = min(plan.TRAIN_IMAGES_PER_S["resnet18"] * plan.GPU_SPEEDUP["a100"],
+               12 * plan.LOADER_IMAGES_PER_S_PER_CORE)
+    eval_rate = min(plan.INFER_IMAGES_PER_S["resnet18"] * plan.GPU_SPEEDUP["a100"],
+                    12 * plan.LOADER_IMAGES_PER_S_PER_CORE)
     expected = (r18.images_trained / rate + r18.images_evaluated / eval_rate) / 3600
     assert r18.gpu_hours_prune == pytest.approx(expected)
     # a measured throughput replaces the table; more loader cores lift the loader bound
-    fast = paper.plan_runs(profile, gpu="h100", cores_per_gpu=64, throughput={"resnet18": 1e4})
+    fast = plan.plan_runs(profile, gpu="h100", cores_per_gpu=64, throughput={"resnet18": 1e4})
     assert fast[0].train_images_per_s == 1e4 and not fast[0].loader_bound
     with pytest.raises(ValueError, match="gpu="):
-        paper.plan(profile, gpu="tpu")
+        plan.plan(profile, gpu="tpu")
 
 
 def test_plan_budget_variant_and_cpu_profiles():
@@ -121,18 +122,18 @@ def test_plan_budget_variant_and_cpu_profiles():
                       weights="IMAGENET1K_V1", retrain=TrainConfig(epochs=5, lr=0.01, batch_size=256),
                       data=PaperData(train_per_class=300))
     profile = get_profile("paper")
-    (p,) = paper.plan_runs(profile, [budget])
+    (p,) = plan.plan_runs(profile, [budget])
     assert (p.epochs_dense, p.epochs_per_iteration, p.epochs_total) == (0, 5, 125)
     assert p.images_trained == 125 * 300_000
-    faithful = paper.plan_runs(profile, [profile.runs[1]])[0]
+    faithful = plan.plan_runs(profile, [profile.runs[1]])[0]
     assert p.gpu_hours_prune < faithful.gpu_hours_prune / 50
-    text = paper.plan(get_profile("demo"))
+    text = plan.plan(get_profile("demo"))
     assert "CPU work" in text and "GPU-hours (prune" not in text
-    assert "swin" not in paper.plan(profile, [budget])
+    assert "swin" not in plan.plan(profile, [budget])
 
 
 def test_measure_train_throughput_cpu():
-    ips = paper.measure_train_throughput("timm/sv_resnet_s", device="cpu", batch_size=2, steps=1,
+    ips = plan.measure_train_throughput("timm/sv_resnet_s", device="cpu", batch_size=2, steps=1,
                                          warmup=1, image_size=32)
     assert ips > 0
 
@@ -142,14 +143,14 @@ def test_plan_follows_study_sizes_of_the_profile():
 
     base = get_profile("paper")
     full = Profile("p", base.runs, n_images=None)
-    forwards, decoded, n = paper._study_work(full)
-    assert n == {"interpretability": paper.INTERPRETABILITY_IMAGES, "discovery": 5011 + 11540 + 19817,
-                 "alignment": paper.ALIGNMENT_IMAGES}
+    forwards, decoded, n = plan._study_work(full)
+    assert n == {"interpretability": plan.INTERPRETABILITY_IMAGES, "discovery": 5011 + 11540 + 19817,
+                 "alignment": plan.ALIGNMENT_IMAGES}
     protocol = Profile("p", base.runs, n_images=100,
                        studies={"paper": {"discovery": {"n_images": None}, "alignment": {"n_images": None}}})
-    assert paper._study_work(protocol)[2] == {**n, "interpretability": 100}
-    assert paper._study_work(protocol)[0] < forwards
-    small = paper.plan_runs(Profile("p", base.runs[:1], n_images=10))[0]
-    big = paper.plan_runs(Profile("p", base.runs[:1], n_images=None))[0]
+    assert plan._study_work(protocol)[2] == {**n, "interpretability": 100}
+    assert plan._study_work(protocol)[0] < forwards
+    small = plan.plan_runs(Profile("p", base.runs[:1], n_images=10))[0]
+    big = plan.plan_runs(Profile("p", base.runs[:1], n_images=None))[0]
     assert small.gpu_hours_studies < big.gpu_hours_studies
     assert small.gpu_hours_prune == big.gpu_hours_prune

@@ -20,13 +20,16 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsevis import attribution, config, metrics, models, paper, prune, studies
+from sparsevis import attribution, config, metrics, models, prune, runner, studies, tracks
 from sparsevis.config import PruneRun, TrainConfig, get_profile
 from sparsevis.data import coco, voc
 from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
 from sparsevis.features import extract
 from sparsevis.plotting import example_order
-from sparsevis.runner import checkpoints, run_dir
+from sparsevis.store import run_dir
+from sparsevis.studies import discovery as discovery_study
+from sparsevis.studies import interpretability as interpretability_study
+from sparsevis.tracks import paper as paper_track
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures import make_coco20k, make_imagenet, make_voc  # noqa: E402
@@ -45,24 +48,30 @@ def data(tmp_path, monkeypatch):
           "coco": make_coco20k(root), "imagenet": make_imagenet(root, n_classes=3, n_train=2, n_val=1)}
     monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(root))
     monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(paper, "track_data", functools.partial(paper.track_data, expected_classes=None))
+    monkeypatch.setattr(tracks.get("paper"), "expected_classes", None)   # the fixture has 3 classes
     monkeypatch.setattr(coco, "COCO20k", functools.partial(coco.COCO20k, expected_count=None))
     studies_cfg = {"paper": {"interpretability": {"method_params": {"ig_smoothgrad": {"n_steps": 2}}}}}
     monkeypatch.setitem(config.PROFILES, "paper", replace(get_profile("paper"), runs=(RUN,), n_images=None,
                                                           n_boot=20, studies=studies_cfg))
-    paper._folder.cache_clear()
+    paper_track._folder.cache_clear()
     yield fx
-    paper._folder.cache_clear()
+    paper_track._folder.cache_clear()
+
+
+@pytest.fixture
+def series(data):
+    """The paper-track prune run (the studies never start paper-track training themselves)."""
+    return runner.run_prune(RUN, device="cpu")
 
 
 def _resized_labels(fx, image_id: str) -> np.ndarray:
     """The fixture's class indices resized as the study resizes them (nearest neighbour)."""
-    size = (studies.PAPER_INPUT_SIZE,) * 2
+    size = (paper_track.INPUT_SIZE,) * 2
     return np.array(Image.fromarray(fx.labels[image_id]).resize(size, Image.Resampling.NEAREST))
 
 
 # ----------------------------------------------------------------------------- interpretability
-def test_interpretability_excludes_void(data, monkeypatch):
+def test_interpretability_excludes_void(data, series, monkeypatch):
     """Maps with 10x the relevance on void pixels (the object borders): every metric must score
     the valid pixels only; counting void as foreground, or as background, gives other values."""
     fx = data["voc12"]
@@ -101,10 +110,10 @@ def test_interpretability_excludes_void(data, monkeypatch):
     assert torch.equal(saved["masks"], torch.from_numpy(np.stack([fg[i] for i in ids])))
 
 
-def test_interpretability_runs_the_attribution_methods(data):
+def test_interpretability_runs_the_attribution_methods(data, series):
     out = studies.run_study("interpretability", RUN, "paper", device="cpu")
     rows = pd.read_csv(out / "results.csv")
-    methods = studies.attribution_methods(models.create(RUN.arch), RUN)
+    methods = interpretability_study.methods_for(models.create(RUN.arch))
     assert len(rows) == 2 * len(methods) * 3
     # an untrained model's Grad-CAM can be all zero: no relevance mass, so no RMA (NaN, n = 0)
     undefined = rows["value"].isna()
@@ -116,12 +125,12 @@ def test_interpretability_runs_the_attribution_methods(data):
 
 
 # ----------------------------------------------------------------------------- discovery
-def test_discovery_rows_per_dataset_and_resume(data):
+def test_discovery_rows_per_dataset_and_resume(data, series):
     out = studies.run_study("discovery", RUN, "paper", device="cpu")
     rows = pd.read_csv(out / "results.csv")
     sizes = {"voc07-trainval": len(data["voc07"].ids), "voc12-trainval": len(data["voc12"].ids),
              "coco20k": len(data["coco"].ids)}
-    assert set(rows["dataset"]) == set(studies.PAPER_DISCOVERY) == set(sizes)
+    assert set(rows["dataset"]) == set(paper_track.DISCOVERY_DATASETS) == set(sizes)
     per = rows.groupby(["iteration", "dataset", "method"]).size()
     assert (per == 1).all() and len(per) == 2 * 3 * 3
     assert (rows["n"] == rows["dataset"].map(sizes)).all()
@@ -132,8 +141,8 @@ def test_discovery_rows_per_dataset_and_resume(data):
     # examples: each dataset's first images, lists of mixed sizes, with LOST's details per image
     imgs = torch.load(out / "images.pt", weights_only=False)
     ex = torch.load(out / "iter-00.examples.pt", weights_only=False)
-    n_ex = sum(min(studies.N_EXAMPLES, n) for n in sizes.values())
-    assert imgs["datasets"] == [d for d in studies.PAPER_DISCOVERY for _ in range(min(studies.N_EXAMPLES, sizes[d]))]
+    n_ex = sum(min(tracks.N_EXAMPLES, n) for n in sizes.values())
+    assert imgs["datasets"] == [d for d in paper_track.DISCOVERY_DATASETS for _ in range(min(tracks.N_EXAMPLES, sizes[d]))]
     assert len(imgs["display"]) == len(imgs["boxes"]) == len(ex["lost_boxes"]) == len(ex["grid"]) == n_ex
     assert len({tuple(d.shape) for d in imgs["display"]}) > 1
     for d, g, sm, deg in zip(imgs["display"], ex["grid"], ex["score_map"], ex["degree"]):
@@ -154,20 +163,20 @@ def test_bucketed_streamed_lost_equals_per_image_lost(data):
     torch.manual_seed(0)
     model = models.create(RUN.arch, num_classes=3).eval()
     stride = models.surface(model).stride
-    sets = studies.paper_discovery_sets(None)
-    assert [s.dataset for s in sets] == list(studies.PAPER_DISCOVERY)
+    sets = tracks.get("paper").discovery_sets(RUN, None)
+    assert [s.dataset for s in sets] == list(paper_track.DISCOVERY_DATASETS)
     mixed = False
     for data_set, workers in zip(sets, (0, 2, 0)):
-        batches = studies.padded_size_batches(data_set.sizes, stride, batch_size=3)
+        batches = discovery_study.padded_size_batches(data_set.sizes, stride, batch_size=3)
         assert sorted(i for b in batches for i in b) == list(range(len(data_set.items)))
         assert max(len(b) for b in batches) > 1
         mixed |= any(len({data_set.sizes[i] for i in b}) > 1 for b in batches)
-        res = studies.discover(model, data_set, device="cpu", batch_size=3, workers=workers)
+        res = discovery_study.discover(model, data_set, device="cpu", batch_size=3, workers=workers)
         for i in range(len(data_set.items)):
             sample = data_set.items[i]
             x, hw = pad_to_multiple(sample.image[None], stride)
             # one image at a time through the same inference path (channels-last on the CPU)
-            feats = extract(model, x, lambda t: studies.patch_features(model, t), device="cpu", progress=False)
+            feats = extract(model, x, lambda t: discovery_study.patch_features(model, t), device="cpu", progress=False)
             cells = lost(feats, models.surface(model).grid(x.shape[-2:]))
             expected = boxes_to_pixels(cells, stride, hw)
             assert torch.equal(res.boxes["lost"][i:i + 1], expected), (data_set.dataset, i)
@@ -179,11 +188,11 @@ def test_bucketed_streamed_lost_equals_per_image_lost(data):
 
 
 def test_discovery_subset_is_fixed_sorted_and_seeded(data):
-    sets = {s.dataset: s for s in studies.paper_discovery_sets(4)}
+    sets = {s.dataset: s for s in tracks.get("paper").discovery_sets(RUN, 4)}
     ids = [s.image_id for s in sets["voc12-trainval"].items]
-    assert ids == voc.select_images(data["voc12"].ids, 4, studies.STUDY_SEED)
+    assert ids == voc.select_images(data["voc12"].ids, 4, tracks.STUDY_SEED)
     coco_ids = [s.image_id for s in sets["coco20k"].items]
-    assert coco_ids == voc.select_images([str(i) for i in data["coco"].ids], 4, studies.STUDY_SEED)
+    assert coco_ids == voc.select_images([str(i) for i in data["coco"].ids], 4, tracks.STUDY_SEED)
     assert [tuple(s.image.shape[1:]) for s in sets["coco20k"].items] == sets["coco20k"].sizes
 
 
@@ -211,7 +220,7 @@ def _execute(notebook: Path, parameters: dict) -> None:
                 namespace.update(parameters)
 
 
-def test_notebooks_draw_the_paper_track(data, monkeypatch, tmp_path):
+def test_notebooks_draw_the_paper_track(data, series, monkeypatch, tmp_path):
     """The chapters draw paper-track studies: one CorLoc curve per dataset, boxes on images of
     different sizes from every dataset, heatmaps on the VOC images."""
     import matplotlib
