@@ -32,8 +32,8 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from .imagenet import normalize_transform
 from .paths import data_root, load_rgb, require_dataset
+from .transforms import normalize_transform
 from .voc import DetectionSample
 
 COCO20K_COUNT = 19817

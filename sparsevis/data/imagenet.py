@@ -10,12 +10,11 @@ Classes are the wnid folders sorted by name, mapped to 0..999 in that order (the
 and timm's ImageNet classifiers). Images inside a class are sorted by file name, so the sample
 order never depends on directory order.
 
-Transforms (torchvision's ImageNet reference recipe): training = RandomResizedCrop(224) +
-horizontal flip; evaluation = resize the short side to 256 + centre-crop 224; both then
-``ToTensor`` and normalisation with the ImageNet mean/std.
+Transforms: torchvision's ImageNet reference recipe, from :mod:`sparsevis.data.transforms`
+(also importable from here, with ``IMAGENET_MEAN`` and ``IMAGENET_STD``).
 
 ``per_class=n`` keeps a fixed, seeded subset of n images per class (the "budget" variant):
-each class's sorted file list goes through :func:`sparsevis.data.voc.select_images` with a seed
+each class's sorted file list goes through :func:`sparsevis.data.subsets.select_images` with a seed
 derived from ``(seed, wnid)``, so a class's subset depends only on its own files, the seed and n.
 """
 from __future__ import annotations
@@ -28,9 +27,10 @@ from typing import Callable
 from torch.utils.data import Dataset
 
 from .paths import data_root, load_rgb, require_dataset
+from .subsets import select_images
+from .transforms import (IMAGENET_MEAN, IMAGENET_STD, eval_transform,  # noqa: F401 (re-exported from here)
+                         normalize_transform, train_transform)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 N_CLASSES = 1000
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")   # compared lower-case
 SPLITS = ("train", "val")
@@ -41,29 +41,6 @@ HOW_TO_GET = (
     "imagenet/val/<wnid>/ under the data root (the validation images must be moved into their "
     "class folders, e.g. with the ground truth of ILSVRC2012_devkit_t12.tar.gz)."
 )
-
-
-def normalize_transform():
-    """``ToTensor`` + ImageNet mean/std normalisation, no geometric change."""
-    from torchvision import transforms as T
-
-    return T.Compose([T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-
-
-def train_transform(size: int = 224):
-    """RandomResizedCrop(size) + RandomHorizontalFlip + ToTensor + ImageNet normalisation."""
-    from torchvision import transforms as T
-
-    return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(),
-                      T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-
-
-def eval_transform(resize: int = 256, crop: int = 224):
-    """Resize(resize) (short side) + CenterCrop(crop) + ToTensor + ImageNet normalisation."""
-    from torchvision import transforms as T
-
-    return T.Compose([T.Resize(resize), T.CenterCrop(crop),
-                      T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def imagenet_dir(root: str | os.PathLike | None = None) -> Path:
@@ -109,8 +86,6 @@ class ImageNetFolder(Dataset):
                  transform: Callable | None = None, expected_classes: int | None = N_CLASSES,
                  per_class: int | None = None, seed: int = 0, progress: bool = True):
         from tqdm.auto import tqdm
-
-        from .voc import select_images
 
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}")

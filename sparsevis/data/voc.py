@@ -34,7 +34,7 @@ Segmentation masks
     labels in 1..20, ``valid`` is labels != 255.
 
 Image lists come from ``ImageSets``, never from directory order; :func:`select_images` picks a
-fixed, seeded subset.
+fixed, seeded subset (:func:`sparsevis.data.subsets.select_images`, also importable from here).
 """
 from __future__ import annotations
 
@@ -42,14 +42,15 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .imagenet import normalize_transform
 from .paths import data_root, load_rgb, open_image, require_dataset
+from .subsets import select_images
+from .transforms import normalize_transform
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -121,27 +122,6 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
     if not ids:
         raise ValueError(f"{path}: the image list is empty")
     return ids
-
-
-def select_images(ids: Sequence[str], n: int | None, seed: int | Sequence[int] = 0) -> list[str]:
-    """A fixed subset of ``n`` ids that depends only on the set of ids, ``n`` and ``seed``.
-
-    The ids are sorted, permuted with ``numpy.random.default_rng(seed)``, the first ``n`` of
-    the permutation are taken and returned *sorted*. Input order (e.g. directory order) has no
-    effect, and for one seed a smaller subset is contained in a larger one. ``n=None`` returns
-    all ids, sorted. ``seed`` is anything ``default_rng`` accepts (an int, or a list of ints).
-    """
-    ids = [str(i) for i in ids]
-    ordered = sorted(set(ids))
-    if len(ordered) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ValueError(f"select_images: ids must be unique; repeated: {dup}")
-    if n is None:
-        return ordered
-    if not (0 <= int(n) <= len(ordered)):
-        raise ValueError(f"select_images: n={n} but there are {len(ordered)} images to choose from")
-    perm = np.random.default_rng(seed).permutation(len(ordered))
-    return sorted(ordered[j] for j in perm[: int(n)])
 
 
 # ----------------------------------------------------------------------------- annotations
