@@ -16,8 +16,6 @@ Throughput figures (estimates)
 """
 from __future__ import annotations
 
-import math
-import os
 import time
 from dataclasses import dataclass
 

@@ -34,9 +34,10 @@ class TrainingRequired(RuntimeError):
     """A series is missing and making it is expensive: the message names the command."""
 
 
-def code_version(track: str) -> str:
+def code_version(track: str, package_dir: Path = provenance.PACKAGE_DIR) -> str:
     """The prune stage's code version for a track: every module that trains a run of it."""
-    return provenance.code_version(__name__, f"sparsevis.tracks.{track}", skip=("sparsevis.tracks",))
+    return provenance.code_version(__name__, f"sparsevis.tracks.{track}", skip=("sparsevis.tracks",),
+                                   package_dir=package_dir)
 
 
 def prune_command(run: PruneRun, profile: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsevis import attribution, config, metrics, models, prune, runner, studies, tracks
+from sparsevis import attribution, config, metrics, models, runner, studies, tracks
 from sparsevis.config import PruneRun, TrainConfig, get_profile
 from sparsevis.data import coco, voc
 from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple

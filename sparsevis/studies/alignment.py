@@ -12,6 +12,8 @@ from sparsevis.tracks import AlignmentSet, Track
 
 from .base import Rows
 
+NAME = "alignment"
+
 
 def data(track: Track, run, params: dict) -> list[AlignmentSet]:
     return track.alignment_sets(run, params["n_images"])

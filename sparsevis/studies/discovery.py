@@ -20,6 +20,8 @@ from .base import Rows
 
 BASELINE = "full-image (baseline)"
 
+NAME = "discovery"
+
 
 def patch_features(model, x: torch.Tensor) -> torch.Tensor:
     """LOST features (B, N, D) of the pruned model for a batch already padded to the stride:

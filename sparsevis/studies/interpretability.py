@@ -14,6 +14,8 @@ MASK_METRICS = (("relevance_mass_accuracy", metrics.relevance_mass_accuracy),
                 ("relevance_rank_accuracy", metrics.relevance_rank_accuracy),
                 ("pointing_game", metrics.pointing_game))
 
+NAME = "interpretability"
+
 
 def methods_for(model) -> list[str]:
     kind = models.surface(model).kind
