@@ -4,8 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sparsevis import book, distributed, plan, studies
 from sparsevis.config import PROFILES, STAGES, TRACKS, get_profile
-from sparsevis.runner import TrainingRequired
+from sparsevis.data import mvh
+from sparsevis.importer import import_checkpoints, imported_run
+from sparsevis.runner import TrainingRequired, run_prune
+from sparsevis.runtime import default_jobs, run_parallel
+from sparsevis.weights import ensure_mobilenet_v2
 
 
 def _profiles_help() -> str:
@@ -21,10 +26,6 @@ def _runs(profile: str, track: str | None, arch: str | None):
 
 
 def cmd_prune(args) -> None:
-    from sparsevis import distributed, plan
-    from sparsevis.runner import run_prune
-    from sparsevis.runtime import default_jobs, run_parallel
-
     runs = _runs(args.profile, args.track, args.arch)
     # under torchrun: one process per GPU joined into one process group (a no-op otherwise)
     with distributed.session(device=args.device):
@@ -46,9 +47,11 @@ def cmd_prune(args) -> None:
 
 
 def cmd_study(args) -> None:
-    from sparsevis import studies
-    from sparsevis.runtime import default_jobs, run_parallel
-
+    if args.checkpoints:
+        run = imported_run(args.checkpoints)
+        out = studies.run_study(args.stage, run, args.profile, args.device, args.strict)
+        print(f"[sparsevis] {args.stage} {run.label}: {out}", flush=True)
+        return
     runs = _runs(args.profile, args.track, args.arch)
     jobs = default_jobs(len(runs), args.device) if args.jobs is None else args.jobs
     run_parallel(studies.run_study, [(args.stage, run, args.profile, args.device, args.strict) for run in runs], jobs,
@@ -56,8 +59,6 @@ def cmd_study(args) -> None:
 
 
 def cmd_book(args) -> None:
-    from sparsevis import book
-
     try:
         book.build(args.profile, device=args.device, execute_only=args.execute_only, jobs=args.jobs)
     except book.BookError as e:
@@ -65,21 +66,22 @@ def cmd_book(args) -> None:
 
 
 def cmd_plan(args) -> None:
-    from sparsevis import plan
-
     print(plan.plan(get_profile(args.profile), gpu=args.gpu, gpus=args.gpus,
                      cores_per_gpu=args.cores_per_gpu))
 
 
-def cmd_fetch_weights(args) -> None:
-    from sparsevis.weights import ensure_mobilenet_v2
+def cmd_import_checkpoints(args) -> None:
+    out = import_checkpoints(args.directory, args.arch, label=args.label, track=args.track, preset=args.preset,
+                             num_classes=args.num_classes)
+    print(f"[sparsevis] imported series: {out}\n  use it with notebook parameter checkpoints={out.name!r} "
+          f"or `python -m sparsevis study <stage> --checkpoints {out}`", flush=True)
 
+
+def cmd_fetch_weights(args) -> None:
     print(f"[sparsevis] MobileNetV2 ImageNet weights: {ensure_mobilenet_v2()}")
 
 
 def cmd_fetch_data(args) -> None:
-    from sparsevis.data import mvh
-
     for name in args.datasets:
         print(f"[sparsevis] {name}: {mvh.fetch(name)}")
 
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     jobs(p)
     strict(p)
+    p.add_argument("--checkpoints", help="an imported series (its folder or label) instead of the profile's runs")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("book", help="run every stage and notebook, then build the Jupyter Book")
     common(p, track=False)
@@ -136,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores-per-gpu", type=int, default=12,
                    help="CPU cores feeding each GPU's data loader (default 12)")
     p.set_defaults(func=cmd_plan)
+    p = sub.add_parser("import-checkpoints", help="register a folder of state dicts (one per sparsity) as a series")
+    p.add_argument("directory", help="folder of .pt/.pth state dicts (torchvision/timm format, or sparsevis checkpoints)")
+    p.add_argument("--arch", required=True, help="model name, e.g. torchvision/resnet50 or timm/vit_small_patch16_224")
+    p.add_argument("--label", help="the series' name in legends (default: the folder's name)")
+    p.add_argument("--track", default="real", choices=TRACKS, help="whose evaluation images the studies use")
+    p.add_argument("--preset", default="all", help="prunable set the sparsity is read over (default all)")
+    p.add_argument("--num-classes", type=int, help="classifier size when it is not the architecture's default")
+    p.set_defaults(func=cmd_import_checkpoints)
     p = sub.add_parser("fetch-weights", help="place torchvision's MobileNetV2 ImageNet checkpoint in torch's cache")
     p.set_defaults(func=cmd_fetch_weights)
     p = sub.add_parser("fetch-data", help="download model-vs-human datasets into $SPARSEVIS_DATA_DIR (online)")

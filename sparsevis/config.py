@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from sparsevis.prune import canonical_preset, imp_schedule
 
 TRACKS = ("synthetic", "real", "paper")
-METHODS = ("imp", "random", "oneshot", "snip")
+METHODS = ("imp", "random", "oneshot", "snip", "imported")
 STAGES = ("prune", "interpretability", "discovery", "alignment", "book")
 
 
@@ -70,7 +70,9 @@ class PruneRun:
     prune a fresh optimizer and the full ``retrain`` schedule, also after the last prune);
     "random": the same loop with random pruning at matched sparsity; "oneshot": global magnitude
     from the dense model at each of ``levels`` with no retraining (optionally BN-statistics
-    recalibration); "snip": SNIP at initialisation to each level, then ``train``.
+    recalibration); "snip": SNIP at initialisation to each level, then ``train``; "imported":
+    checkpoints made elsewhere, registered by ``python -m sparsevis import-checkpoints`` under
+    ``name`` at their realised sparsities ``levels`` (never trained here).
     """
 
     track: str
@@ -87,12 +89,15 @@ class PruneRun:
     weights: str | None = None       # torchvision weights name or local file (real/paper tracks)
     bn_recalibration: bool = False
     n_eval: int | None = None        # real track: images per dataset for accuracy (None = all)
+    name: str | None = None          # imported series: the label given at import
 
     def __post_init__(self):
         if self.track not in TRACKS:
             raise ValueError(f"track={self.track!r}; expected one of {TRACKS}")
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r}; expected one of {METHODS}")
+        if (self.method == "imported") != (self.name is not None):
+            raise ValueError(f"name={self.name!r}: an imported series (and only one) has a name")
         object.__setattr__(self, "preset", canonical_preset(self.preset))
         self.sparsities  # validates rate/iterations/levels
 
@@ -108,6 +113,8 @@ class PruneRun:
     def label(self) -> str:
         """Short human-readable name, used in file names and figure legends."""
         arch = self.arch.split("/")[-1]
+        if self.method == "imported":
+            return f"{self.track}-{arch}-imported-{self.name}"
         extra = "-bnrecal" if self.bn_recalibration else ""
         return f"{self.track}-{arch}-{self.method}{extra}-s{self.seed}"
 

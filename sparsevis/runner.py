@@ -89,6 +89,9 @@ def ensure_series(run: PruneRun, profile: str, device: str = "auto", strict: boo
     found = find_series(run, strict=strict)
     if found is not None:
         return found
+    if run.method == "imported":
+        raise FileNotFoundError(f"imported series {run.label}: not in {runs_dir().resolve()}; register it with "
+                                f"`python -m sparsevis import-checkpoints DIR --arch {run.arch} --label {run.name}`")
     if tracks.get(run.track).expensive_training:
         raise TrainingRequired(
             f"no checkpoints of {run.label} in {runs_dir().resolve()}; training them takes GPU-days and "
@@ -114,6 +117,8 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
 
     ``retrain``: keep the existing series under ``<dir>.superseded-<time>`` and train anew.
     """
+    if run.method == "imported":
+        raise ValueError(f"{run.label}: an imported series is registered by import-checkpoints, not trained")
     device = resolve_device(device)
     out = run_dir(run, store)
     if retrain and out.exists() and distributed.is_main():

@@ -42,7 +42,8 @@ def series_key(run) -> str:
 
 
 def run_dir(run, store: Path | None = None) -> Path:
-    return (store or runs_dir()) / "prune" / f"{run.label}-{series_key(run)}"
+    kind = "imported" if run.method == "imported" else "prune"
+    return (store or runs_dir()) / kind / f"{run.label}-{series_key(run)}"
 
 
 def checkpoints(directory: str | os.PathLike) -> list[Path]:

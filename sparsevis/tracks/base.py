@@ -89,6 +89,8 @@ class Track:
     """The interface; see the module docstring."""
 
     name: str = ""
+    #: what every figure of this track says about where its models and numbers come from
+    note: str = ""
     #: training a run of this track takes GPU-days: no entry point but ``prune`` starts it
     expensive_training: bool = False
     class_names: Sequence[str] = ()

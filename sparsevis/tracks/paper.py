@@ -97,6 +97,7 @@ class EvalData:
 
 class Paper(Real):
     name = "paper"
+    note = "Paper track: the paper's protocol run by this project; our numbers, not the paper's."
     expensive_training = True
     class_names = ()                      # ImageNet's 1,000 classes (decisions are indices)
     alignment_datasets = mvh.DATASETS

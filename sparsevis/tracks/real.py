@@ -32,6 +32,8 @@ def _seeded_subset(n: int | None, total: int, seed: int = STUDY_SEED) -> np.ndar
 
 class Real(Track):
     name = "real"
+    note = ("Real track: pretrained ImageNet models pruned here (one-shot global magnitude unless "
+            "the legend says otherwise), on the model-vs-human stimuli; not the paper's models or results.")
     class_names = tuple(imagenet16.CATEGORIES)
     #: the model-vs-human datasets of the alignment study
     alignment_datasets: tuple[str, ...] = mvh.LOCAL_DATASETS

@@ -10,6 +10,8 @@ from .base import STUDY_SEED, AlignmentSet, Images, Track, TrackData
 
 class Synthetic(Track):
     name = "synthetic"
+    note = ("Synthetic track: small models trained from scratch on SynthScenes by this project "
+            "(IMP with learning-rate rewinding); these are not the paper's models or results.")
     class_names = tuple(ss.CLASSES)
 
     def train_data(self, run) -> TrackData:
