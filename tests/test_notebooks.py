@@ -18,7 +18,7 @@ pm = pytest.importorskip("papermill")
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_NOTEBOOKS = ("interpretability", "object_discovery", "human_alignment")
-PARAMETERS = {"profile", "track", "archs", "methods", "n_images", "device", "seed", "result_dirs"}
+PARAMETERS = {"profile", "track", "archs", "methods", "device", "seed", "result_dirs", "checkpoints"}
 EXPLORER_PARAMETERS = {"profile", "run", "method", "n_images", "device", "result_dirs"}
 
 

@@ -1,0 +1,191 @@
+"""Checkpoints are evidence: a series is found by its configuration, a code change never hides
+it (a warning, or a refusal under --strict), nothing expensive starts implicitly, imported
+checkpoints are a series like any other, and a killed study resumes to the same results."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+from sparsevis import book, prune, runner, studies, tracks
+from sparsevis.cli import main
+from sparsevis import config
+from sparsevis.config import PruneRun, SynthData, TrainConfig, get_profile
+from sparsevis.importer import import_checkpoints, imported_run
+from sparsevis.store import Series, run_dir, runs_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from fixtures import make_voc  # noqa: E402
+RUN = PruneRun("synthetic", "timm/sv_resnet_s", "imp", rate=0.5, iterations=1, seed=7,
+               data=SynthData(n_train=64, n_test=32),
+               train=TrainConfig(epochs=1, lr=0.05, batch_size=32),
+               retrain=TrainConfig(epochs=1, lr=0.05, batch_size=32))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_store_is_found_the_same_from_any_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("SPARSEVIS_RUNS_DIR", raising=False)
+    here = runs_dir()
+    monkeypatch.chdir(tmp_path)
+    assert runs_dir() == here == ROOT / "runs"
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert runs_dir() == tmp_path / "elsewhere"
+
+
+def test_code_change_warns_strict_refuses_retrain_keeps_the_old(store, monkeypatch, caplog):
+    first = runner.run_prune(RUN, device="cpu")
+    hashes = Series.at(first).hashes
+    monkeypatch.setattr(runner, "code_version", lambda track, *a: "0123456789ab")
+    with caplog.at_level(logging.WARNING, logger="sparsevis"):
+        again = runner.run_prune(RUN, device="cpu")
+    assert again == first and Series.at(again).hashes == hashes          # used, not retrained
+    assert "from code version" in caplog.text and "current 0123456789ab" in caplog.text
+    with pytest.raises(ValueError, match="--strict"):
+        runner.run_prune(RUN, device="cpu", strict=True)
+    retrained = runner.run_prune(RUN, device="cpu", retrain=True)
+    assert retrained == first and (retrained / "DONE").exists()
+    kept = list(first.parent.glob(first.name + ".superseded-*"))
+    assert len(kept) == 1 and Series.at(kept[0]).hashes == hashes       # the old evidence is kept
+
+
+def test_deleted_checkpoint_and_results_are_rebuilt(store):
+    out = runner.run_prune(RUN, device="cpu")
+    hashes = Series.at(out).hashes
+    (out / "iter-01.pt").unlink()
+    (out / "results.csv").unlink()
+    assert runner.run_prune(RUN, device="cpu") == out
+    assert Series.at(out).hashes == hashes and (out / "results.csv").is_file()
+
+
+def test_no_entry_point_trains_a_paper_track_run(store, capsys, tmp_path, monkeypatch):
+    run = PruneRun("paper", "torchvision/resnet50", "imp", iterations=1,
+                   train=TrainConfig(epochs=1, lr=0.1), retrain=TrainConfig(epochs=1, lr=0.1))
+    with pytest.raises(runner.TrainingRequired, match="torchrun .* prune --profile paper --track paper --arch resnet50"):
+        runner.ensure_series(run, "paper")
+    with pytest.raises(book.BookError, match="torchrun"):
+        book.run_stages("paper", "cpu", ("prune",))
+    make_voc(tmp_path / "data", "2012")        # the study's own data is there; ImageNet is not
+    monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setitem(config.PROFILES, "paper", replace(get_profile("paper"), n_images=None))
+    assert main(["study", "interpretability", "--profile", "paper", "--arch", "resnet50"]) == 2
+    assert "torchrun" in capsys.readouterr().err
+    assert not (store / "prune").exists()     # nothing was started
+
+
+def _plain_state_dicts(folder: Path, levels=(0.0, 0.5, 0.8)) -> None:
+    """Stock torchvision MobileNetV2 state dicts (no sparsevis buffers), magnitude-pruned by hand."""
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v2()
+    folder.mkdir()
+    for s in levels:
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        weights = [k for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)]
+        flat = torch.cat([state[k].abs().flatten() for k in weights])
+        cut = flat.kthvalue(max(1, int(s * flat.numel()))).values if s else -1
+        for k in weights:
+            state[k][state[k].abs() <= cut] = 0
+        torch.save(state, folder / f"mnv2-{int(s * 100):02d}.pth")
+
+
+def test_import_plain_state_dicts_reads_their_sparsity(store, tmp_path):
+    src = tmp_path / "mine"
+    _plain_state_dicts(src)
+    out = import_checkpoints(src, "torchvision/mobilenet_v2", label="mine")
+    series = Series.at(out)
+    assert len(series.checkpoints) == 3 and out.parent.name == "imported"
+    sparsities = [prune.read(p)["meta"]["sparsity"] for p in series.checkpoints]
+    assert sparsities[0] == pytest.approx(0.0, abs=1e-4)
+    assert sparsities[1] == pytest.approx(0.5, abs=1e-3) and sparsities[2] == pytest.approx(0.8, abs=1e-3)
+    run = imported_run("mine")
+    assert run.label == "real-mobilenet_v2-imported-mine" and run_dir(run) == out
+    assert import_checkpoints(src, "torchvision/mobilenet_v2", label="mine") == out   # idempotent
+
+
+def test_import_errors_name_the_file(store, tmp_path):
+    src = tmp_path / "bad"
+    _plain_state_dicts(src, levels=(0.0, 0.5))
+    with pytest.raises(ValueError, match=r"mnv2-00\.pth.*resnet18"):
+        import_checkpoints(src, "torchvision/resnet18")          # wrong architecture
+    (src / "mnv2-50.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match=r"mnv2-50\.pth"):
+        import_checkpoints(src, "torchvision/mobilenet_v2")      # corrupt file
+    torch.save(torchvision.models.resnet18().state_dict(), src / "mnv2-50.pth")
+    with pytest.raises(ValueError, match=r"mnv2-50\.pth"):
+        import_checkpoints(src, "torchvision/mobilenet_v2")      # mixed architectures
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .pt or .pth"):
+        import_checkpoints(tmp_path / "empty", "torchvision/mobilenet_v2")
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        import_checkpoints(tmp_path / "nowhere", "torchvision/mobilenet_v2")
+
+
+def test_a_changed_image_list_is_a_new_study(tmp_path, monkeypatch):
+    shared = Path(os.environ.get("SPARSEVIS_DATA_DIR", ROOT.parent / "shared" / "data")) / "model-vs-human"
+    if not (shared / "datasets" / "edge").is_dir():
+        pytest.skip("model-vs-human stimuli not available")
+    mvh = tmp_path / "data" / "model-vs-human"
+    for d in ("edge", "silhouette"):
+        shutil.copytree(shared / "datasets" / d, mvh / "datasets" / d)
+    monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "data"))
+    real = tracks.get("real")
+    run = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.5))
+    before = real.inputs("interpretability", run, None)
+    victim = next((mvh / "datasets" / "edge").rglob("*.png"))
+    victim.unlink()
+    after = real.inputs("interpretability", run, None)
+    assert len(after) == len(before) - 1 and victim.name not in after
+    series = Series(tmp_path, "x", (), ("abc",))
+    monkeypatch.setattr(real, "inputs", lambda *a: before)
+    old = studies.stage.study_dir(studies.get("interpretability"), run, "tiny", series)
+    monkeypatch.setattr(real, "inputs", lambda *a: after)
+    assert studies.stage.study_dir(studies.get("interpretability"), run, "tiny", series) != old
+
+
+CHILD = """
+from sparsevis import studies
+from tests.test_lineage import RUN
+studies.run_study("interpretability", RUN, "tiny", device="cpu")
+"""
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_to_the_same_results(store, tmp_path):
+    runner.run_prune(RUN, device="cpu")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
+    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(store.glob("interpretability/tiny/*/iter-00.csv")):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    out = next(store.glob("interpretability/tiny/*"))
+    assert not (out / "DONE").exists(), "the child finished before it was killed"
+    resumed = studies.run_study("interpretability", RUN, "tiny", device="cpu")
+    assert resumed == out and (out / "DONE").exists()
+    clean_store = tmp_path / "clean"
+    shutil.copytree(store / "prune", clean_store / "prune")
+    os.environ["SPARSEVIS_RUNS_DIR"] = str(clean_store)
+    clean = studies.run_study("interpretability", RUN, "tiny", device="cpu")
+    pd.testing.assert_frame_equal(pd.read_csv(resumed / "results.csv"), pd.read_csv(clean / "results.csv"))
+    a = pd.concat(pd.read_csv(p) for p in sorted(resumed.glob("*.items.csv.gz")))
+    b = pd.concat(pd.read_csv(p) for p in sorted(clean.glob("*.items.csv.gz")))
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
