@@ -35,19 +35,35 @@ def write(rows: Iterable[dict] | pd.DataFrame, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
+def _read_one(path: Path) -> pd.DataFrame:
+    """One results CSV; errors name the file and what a results table must hold."""
+    expected = f"expected a results table with the columns {COLUMNS} and at least one row"
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {path} does not exist")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"results file {path} is not a readable CSV ({e}); {expected}") from e
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"results file {path} lacks columns {missing}; {expected}")
+    if df.empty:   # a stage that measured nothing, or rows lost: never an empty figure
+        raise ValueError(f"results file {path} has a header but no rows; {expected}")
+    return df
+
+
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Concatenate results CSVs (one path, a directory searched recursively, or a list)."""
+    """Concatenate results CSVs (one path, a directory searched recursively, or a list).
+
+    Every file must be a results table with the columns of :data:`COLUMNS` and at least one
+    row; a directory without any ``results.csv`` gives an empty table."""
     if isinstance(paths, (str, os.PathLike)):
         p = Path(paths)
         paths = sorted(p.rglob("results.csv")) if p.is_dir() else [p]
-    frames = [pd.read_csv(p) for p in paths]
+    frames = [_read_one(Path(p)) for p in paths]
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
-    df = pd.concat(frames, ignore_index=True)
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"results files {[str(p) for p in paths]} lack columns {missing}")
-    return df
+    return pd.concat(frames, ignore_index=True)
 
 
 # The per-item values behind every mean of a study (one row per evaluation image or trial), for

@@ -1,9 +1,14 @@
 """Device choice, seeding and CPU worker processes shared by every stage."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import random
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 import numpy as np
@@ -42,11 +47,40 @@ def default_jobs(n_tasks: int, device: str | torch.device | None = "auto") -> in
     return max(1, min(n_tasks, cpu_cores()))
 
 
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Make this worker die with ``parent_pid``: a killed parent otherwise leaves its workers
+    (GBs each) blocked forever on the task queue, whose write end they hold themselves.
+
+    On Linux the kernel sends SIGKILL at once (``PR_SET_PDEATHSIG``); everywhere a daemon thread
+    also polls ``os.getppid()``, which changes when the parent is gone (this also covers the
+    Linux signal's tie to the parent's spawning thread rather than its process)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass   # no libc prctl (e.g. a static build): the thread below still works
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sparsevis-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
+    torch.set_num_threads(threads)
+
+
 def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None) -> list:
     """``fn(*task)`` for every task, results in task order; ``on_result(i, result)`` is called
     as each task finishes (for progress logs). With ``jobs > 1`` the tasks run in up to that
     many spawned worker processes (``fn`` must be importable), the cores shared out among them
-    as torch threads. On the first error nothing more is started, the tasks already running are
+    as torch threads; they exit when this process dies, even by ``kill -9``. On the first error nothing more is started, the tasks already running are
     waited for (each writes only its own atomic, resumable outputs) and the error is raised."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}; expected a positive number of worker processes")
@@ -59,8 +93,8 @@ def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None) -> list:
         return results
     workers = min(jobs, len(tasks))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads,
-                             initargs=(max(1, cpu_cores() // workers),)) as pool:
+                             initializer=_init_worker,
+                             initargs=(max(1, cpu_cores() // workers), os.getpid())) as pool:
         index = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
         pending = set(index)
         while pending:

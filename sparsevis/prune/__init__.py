@@ -1,5 +1,5 @@
 """Pruning engine: prunable-set presets, global magnitude / random / SNIP pruning, masks that
-keep pruned weights at zero through training, sparsity reports and checkpoints.
+keep pruned weights at zero under any optimizer or training loop, sparsity reports and checkpoints.
 
 The public surface (design.md)::
 
@@ -8,13 +8,13 @@ The public surface (design.md)::
     save(model, path, **meta)   load(path, model=None)
 """
 from .checkpoint import load, load_state_dict_file, read, save
-from .masks import (apply_masks, enforce, mask_state, masked_parameters, pruning_info, report,
+from .masks import (apply_masks, mask_state, masked_parameters, pruning_info, report,
                     set_mask_state, sparsity, sync_masks)
 from .methods import global_magnitude, imp_schedule, prune_by_scores, random_prune, snip
 from .presets import BASES, Prunable, canonical_preset, prunable
 
 __all__ = [
-    "BASES", "Prunable", "apply_masks", "canonical_preset", "enforce", "global_magnitude",
+    "BASES", "Prunable", "apply_masks", "canonical_preset", "global_magnitude",
     "imp_schedule", "load", "mask_state", "set_mask_state", "load_state_dict_file", "masked_parameters", "prunable",
     "prune_by_scores", "pruning_info", "random_prune", "read", "report", "save", "snip",
     "sparsity", "sync_masks",

@@ -2,19 +2,22 @@
 
 One file, written atomically::
 
-    {"format": "sparsevis-checkpoint/1",
+    {"format": "sparsevis-checkpoint/2",
      "state_dict": ...,            # stock keys: loads into the timm/torchvision definition
      "masks": {param: {"shape": [...], "bits": uint8 tensor}},   # numpy.packbits, True = kept
      "meta": {...},                # arch, preset, method, iteration, sparsity, parent, code ...
-     "sha256": ...}                # of the state dict and masks: detects corruption/tampering
+     "sha256": ...}                # of the state dict, masks and canonical JSON of meta
 
-A JSON copy of the metadata is written beside it (``<file>.json``) for people and tools.
+A JSON copy of the metadata is written beside it (``<file>.json``) for people and tools; when
+present it must agree with the verified metadata. Format 1 files (hash over tensors only) still
+load: their tensors are verified, their metadata is marked ``meta_verified: False`` with a warning.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,8 @@ from sparsevis.fileio import atomic_torch_save, atomic_write_json
 
 from .masks import mask_state, pruning_info, set_mask_state
 
-FORMAT = "sparsevis-checkpoint/1"
+FORMAT = "sparsevis-checkpoint/2"
+FORMAT_TENSORS_ONLY = "sparsevis-checkpoint/1"   # hash over tensors: metadata unverifiable
 
 
 def _tensor_digest(h, t: torch.Tensor) -> None:
@@ -34,7 +38,13 @@ def _tensor_digest(h, t: torch.Tensor) -> None:
     h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
-def content_hash(state_dict: dict, masks: dict) -> str:
+def _canonical(meta) -> str:
+    """The JSON the hash covers: sorted keys, no whitespace, tuples as lists."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(state_dict: dict, masks: dict, meta: dict | None = None) -> str:
+    """sha256 over tensors, masks and (format 2) the canonical JSON of the metadata."""
     h = hashlib.sha256()
     for key in sorted(state_dict):
         h.update(key.encode())
@@ -42,6 +52,9 @@ def content_hash(state_dict: dict, masks: dict) -> str:
     for key in sorted(masks):
         h.update(key.encode())
         _tensor_digest(h, masks[key]["bits"])
+    if meta is not None:
+        h.update(b"meta")
+        h.update(_canonical(meta).encode())
     return h.hexdigest()
 
 
@@ -73,14 +86,22 @@ def save(model: nn.Module, path: str | os.PathLike, **meta) -> str:
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     masks = {name: _pack(mask) for name, mask in mask_state(model).items()}
-    digest = content_hash(state, masks)
     record = {"arch": arch_name(model), "code_version": __version__, **pruning_info(model), **meta}
     record.setdefault("num_classes", _num_classes(model))
-    json.dumps(record)  # metadata must be JSON: fail here, not at load time
+    # metadata must be JSON (fail here, not at load time); stored as its JSON round trip so that
+    # the file, the sidecar and the hash hold the same values
+    record = json.loads(_canonical(record))
+    digest = content_hash(state, masks, record)
+    sidecar = _sidecar(path)
+    sidecar.unlink(missing_ok=True)  # killed before the new one is written: none, not a stale one
     atomic_torch_save({"format": FORMAT, "state_dict": state, "masks": masks, "meta": record,
                        "sha256": digest}, path)
-    atomic_write_json(Path(str(path) + ".json"), {**record, "sha256": digest})
+    atomic_write_json(sidecar, {**record, "sha256": digest})
     return digest
+
+
+def _sidecar(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".json")
 
 
 def _torch_file(path: str | os.PathLike, what: str):
@@ -93,26 +114,82 @@ def _torch_file(path: str | os.PathLike, what: str):
         raise ValueError(f"{what} {path} is corrupt or not a torch file: {e}") from e
 
 
+def _is_checkpoint(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("format") in (FORMAT, FORMAT_TENSORS_ONLY)
+
+
 def _verified(ckpt: dict, path) -> dict:
-    found = content_hash(ckpt["state_dict"], ckpt["masks"])
-    if found != ckpt["sha256"]:
-        raise ValueError(f"checkpoint {path}: content hash mismatch (stored {ckpt['sha256'][:12]}, "
-                         f"computed {found[:12]}): the file was modified or damaged")
+    """Check the stored hash; sets ``meta_verified`` (False for format 1 files)."""
+    covers_meta = ckpt["format"] == FORMAT
+    try:
+        found = content_hash(ckpt["state_dict"], ckpt["masks"], ckpt["meta"] if covers_meta else None)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"checkpoint {path}: malformed {ckpt['format']} contents ({e!r})") from e
+    if found != ckpt.get("sha256"):
+        what = "tensors and metadata" if covers_meta else "tensors"
+        raise ValueError(f"checkpoint {path}: content hash mismatch over its {what} (stored "
+                         f"{str(ckpt.get('sha256'))[:12]}, computed {found[:12]}): the file was "
+                         f"modified or damaged")
+    if not covers_meta:
+        warnings.warn(f"checkpoint {path} is a {FORMAT_TENSORS_ONLY} file: its weights are "
+                      f"verified, its metadata (accuracy, sparsity, iteration...) is not; re-save it "
+                      f"with sparsevis.prune.save to cover both", stacklevel=3)
+    ckpt["meta_verified"] = covers_meta
     return ckpt
 
 
-def read(path: str | os.PathLike) -> dict:
-    """Read and verify a checkpoint file; errors name the file and what did not match."""
+def _check_sidecar(ckpt: dict, path) -> None:
+    """The JSON copy beside the file, if any, must say what the verified checkpoint says."""
+    sidecar = _sidecar(path)
+    if not sidecar.is_file():
+        return
+    try:
+        found = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"checkpoint metadata {sidecar} is corrupt ({e}); expected the JSON "
+                         f"copy of {Path(path).name}'s metadata (delete it to fall back on the "
+                         f"checkpoint)") from e
+    if not isinstance(found, dict):
+        raise ValueError(f"checkpoint metadata {sidecar}: expected a JSON object, got "
+                         f"{type(found).__name__}")
+    want = {**ckpt["meta"], "sha256": ckpt["sha256"]}
+    # compared as canonical JSON: NaN equals NaN, a tuple equals its list
+    differ = sorted(k for k in want.keys() | found.keys()
+                    if k not in want or k not in found or _canonical(want[k]) != _canonical(found[k]))
+    if differ:
+        k = differ[0]
+        raise ValueError(f"checkpoint metadata {sidecar} disagrees with {Path(path).name} on "
+                         f"{differ}: e.g. {k}={found.get(k)!r} beside {k}={want.get(k)!r} in the "
+                         f"verified checkpoint")
+
+
+def _check_expected(meta: dict, path, expect: dict | None) -> None:
+    for key, value in (expect or {}).items():
+        if meta.get(key) != value:
+            raise ValueError(f"checkpoint {path} does not belong here: expected {key}={value!r}, "
+                             f"found {key}={meta.get(key)!r}")
+
+
+def read(path: str | os.PathLike, expect: dict | None = None) -> dict:
+    """Read and verify a checkpoint file; errors name the file and what did not match.
+
+    The stored hash must match the tensors and metadata, the sidecar ``<file>.json`` (if any)
+    must agree with the metadata, and every ``expect`` item (e.g. ``{"run_id": ..., "arch":
+    ...}``) must equal the metadata's value: a checkpoint copied from another run is refused.
+    """
     ckpt = _torch_file(path, "checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    if not _is_checkpoint(ckpt):
         raise ValueError(f"checkpoint {path}: not a {FORMAT} file")
-    return _verified(ckpt, path)
+    _verified(ckpt, path)
+    _check_sidecar(ckpt, path)
+    _check_expected(ckpt["meta"], path, expect)
+    return ckpt
 
 
 def load_state_dict_file(path: str | os.PathLike, expected_arch: str | None = None) -> dict:
     """State dict from a plain torch state-dict file or a (verified) sparsevis checkpoint."""
     obj = _torch_file(path, "weights file")
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+    if _is_checkpoint(obj):
         arch = _verified(obj, path)["meta"].get("arch")
         if expected_arch and arch != expected_arch:
             raise ValueError(f"checkpoint {path} holds {arch}, not {expected_arch}")
@@ -122,15 +199,17 @@ def load_state_dict_file(path: str | os.PathLike, expected_arch: str | None = No
     return obj
 
 
-def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
+def load(path: str | os.PathLike, model: nn.Module | None = None,
+         expect: dict | None = None) -> nn.Module:
     """Load a checkpoint into ``model`` (or a new stock model of the recorded architecture).
 
     Restores weights, masks and the pruning record. Raises ValueError naming the file when it
-    is corrupt, its hash does not match or it holds another architecture.
+    is corrupt, its hash or sidecar does not match, it holds another architecture, or its
+    metadata differs from ``expect`` (see :func:`read`).
     """
     from sparsevis.models import arch_name, create
 
-    ckpt = read(path)
+    ckpt = read(path, expect)
     meta = ckpt["meta"]
     if model is None:
         model = create(meta["arch"], num_classes=meta.get("num_classes"))
@@ -143,5 +222,6 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     set_mask_state(model, {key: _unpack(packed) for key, packed in ckpt["masks"].items()})
     model.sparsevis_pruning = {k: meta[k] for k in ("preset", "method", "requested", "sparsity",
                                                       "sparsity_all", "n_prunable") if k in meta}
-    model.sparsevis_checkpoint = {"path": str(path), "sha256": ckpt["sha256"], **meta}
+    model.sparsevis_checkpoint = {"path": str(path), "sha256": ckpt["sha256"],
+                                  "meta_verified": ckpt["meta_verified"], **meta}
     return model

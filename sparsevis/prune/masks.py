@@ -3,19 +3,38 @@
 A mask is a non-persistent bool buffer ``<param>_mask`` on the module that owns the weight
 (True = kept). Being a buffer it follows ``.to(device)`` and DDP's buffer broadcast; being
 non-persistent it stays out of ``state_dict`` so checkpoints load into stock model classes.
-The weights themselves are zeroed in place, and :func:`enforce` re-applies the masks after every
-optimizer step (SGD momentum and AdamW weight decay would otherwise revive them). This works for
-any parameter, including ``MultiheadAttention.in_proj_weight``, under autocast and DDP.
+The weights themselves are zeroed in place, and two hooks keep them zero in any training loop,
+with no call needed from it:
+
+- a global optimizer step post-hook re-applies the masks of every masked parameter the optimizer
+  just stepped, so SGD momentum and (Adam)W weight decay cannot revive them, whatever optimizer
+  the user builds, at any time;
+- a gradient hook on each masked weight zeroes the pruned entries of its gradient, so a manual
+  ``p.data -= lr * p.grad`` loop keeps them zero too, and DDP all-reduces masked gradients.
+
+Neither changes parameter names, so ``state_dict`` stays stock-format. This works for any
+parameter, including ``MultiheadAttention.in_proj_weight``, under autocast and DDP. A
+``copy.deepcopy`` of a pruned model copies its masks but not the hooks (torch drops them): call
+``set_mask_state(copy, mask_state(copy))`` before training the copy.
 """
 from __future__ import annotations
+
+import weakref
 
 import pandas as pd
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.utils.weak import WeakIdKeyDictionary
 
 from .presets import Prunable, prunable
 
 MASK_SUFFIX = "_mask"
+
+# masked parameter -> (weak reference to its module, parameter name); ids, not tensor equality,
+# and weak so that a deleted model leaves the registry
+_MASKED = WeakIdKeyDictionary()
+_STEP_HOOK = None
 
 
 def _n_pruned(mask: torch.Tensor) -> int:
@@ -34,6 +53,45 @@ def set_mask(item: Prunable, mask: torch.Tensor) -> None:
     item.module.register_buffer(item.param_name + MASK_SUFFIX, mask, persistent=False)
     with torch.no_grad():
         weight.masked_fill_(~mask, 0)
+    _track(item.module, item.param_name)
+
+
+def _current_mask(entry) -> torch.Tensor | None:
+    """The module's mask now (``.to(device)`` replaces the buffer), None once the module is gone."""
+    module = entry[0]()
+    return None if module is None else getattr(module, entry[1] + MASK_SUFFIX, None)
+
+
+def _track(module: nn.Module, param_name: str) -> None:
+    """Register ``module.<param_name>`` with the step and gradient hooks (once per parameter)."""
+    global _STEP_HOOK
+    if _STEP_HOOK is None:
+        _STEP_HOOK = register_optimizer_step_post_hook(_after_step)
+    weight = getattr(module, param_name)
+    if weight in _MASKED:
+        return
+    entry = (weakref.ref(module), param_name)
+    _MASKED[weight] = entry
+
+    def zero_pruned_grad(grad):
+        mask = _current_mask(entry)
+        return grad if mask is None else grad.masked_fill(~mask, 0)
+
+    if weight.requires_grad:
+        weight.register_hook(zero_pruned_grad)
+
+
+@torch.no_grad()
+def _after_step(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """Global post-hook of every ``optimizer.step()``: zero the pruned entries it revived."""
+    if not _MASKED:
+        return
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            entry = _MASKED.get(p)
+            mask = _current_mask(entry) if entry is not None else None
+            if mask is not None:
+                p.masked_fill_(~mask, 0)
 
 
 def masked_parameters(model: nn.Module):
@@ -63,11 +121,6 @@ def apply_masks(model: nn.Module) -> None:
     """Zero every pruned weight in place."""
     for module, name, mask in masked_parameters(model):
         getattr(module, name).masked_fill_(~mask, 0)
-
-
-def enforce(optimizer: torch.optim.Optimizer, model: nn.Module):
-    """Re-apply ``model``'s masks after each ``optimizer.step()``; returns the hook handle."""
-    return optimizer.register_step_post_hook(lambda *_: apply_masks(model))
 
 
 def sync_masks(model: nn.Module, src: int = 0) -> None:

@@ -6,6 +6,8 @@ so they stay pruned, and asking for less sparsity than the model already has is 
 """
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import Callable, Iterable
 
 import torch
@@ -25,10 +27,27 @@ def imp_schedule(rate: float, iterations: int) -> list[float]:
     return [1 - (1 - rate) ** k for k in range(iterations + 1)]
 
 
-def _check_sparsity(value: float) -> float:
-    if not isinstance(value, (int, float)) or not 0 <= value < 1:
+def _check_sparsity(value) -> float:
+    """A Python, NumPy or 0-d torch real number in [0, 1), as a float."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # np.float32(.5), tensor(.5)
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError(f"sparsity={value!r}: expected a number in [0, 1)")
     return float(value)
+
+
+def _check_survivors(n_prune: int, total: int, n_layers: int, sparsity_target: float,
+                     preset: str) -> None:
+    """Refuse a target that removes every weight; warn when some layer must lose all of its."""
+    kept = total - n_prune
+    if kept <= 0:
+        raise ValueError(f"sparsity={sparsity_target!r} rounds to all {total:,} prunable weights of "
+                         f"preset {preset!r}: expected a sparsity that keeps at least one weight "
+                         f"(at most {(total - 1) / total!r})")
+    if kept < n_layers:
+        warnings.warn(f"sparsity={sparsity_target!r} keeps {kept:,} of {total:,} weights for "
+                      f"{n_layers} prunable layers of preset {preset!r}: at least "
+                      f"{n_layers - kept} layers lose every weight", stacklevel=3)
 
 
 def _keep_mask(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
@@ -60,6 +79,7 @@ def prune_by_scores(model: nn.Module, scores: dict[str, torch.Tensor], sparsity_
     items = prunable(model, preset)
     total = sum(i.weight.numel() for i in items)
     n_prune = round(sparsity_target * total)
+    _check_survivors(n_prune, total, len(items), sparsity_target, preset)
     already = sum(_n_pruned(m) for m in (get_mask(i) for i in items) if m is not None)
     if n_prune < already:
         raise ValueError(f"sparsity={sparsity_target:.4f} is below the model's current "
@@ -115,28 +135,35 @@ def snip(model: nn.Module, batches: Iterable, sparsity: float, preset: str = "al
          verbose: bool = True, **preset_switches) -> nn.Module:
     """SNIP (Lee et al. 2019): one-shot pruning by ``|w * dL/dw|`` averaged over ``batches``.
 
-    ``batches`` yields (inputs, targets). Under DDP the saliencies are averaged over ranks and
-    the masks broadcast from rank 0, so every rank prunes the same weights.
+    ``batches`` yields (inputs, targets). The saliencies are computed with the model and batches
+    on ``device`` (default: where the model is); the model and its masks end where the model
+    was. Under DDP the saliencies are averaged over ranks and the masks broadcast from rank 0,
+    so every rank prunes the same weights.
     """
     sparsity = _check_sparsity(sparsity)
     preset = canonical_preset(preset, **preset_switches)
     items = prunable(model, preset)
-    device = device or next(model.parameters()).device
-    saliency = {i.name: torch.zeros_like(i.weight) for i in items}
-    n = 0
-    for inputs, targets in batches:
+    home = next(model.parameters()).device
+    device = torch.device(device) if device is not None else home
+    model.to(device)
+    try:
+        saliency = {i.name: torch.zeros_like(i.weight) for i in items}
+        n = 0
+        for inputs, targets in batches:
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(inputs.to(device)), targets.to(device)).backward()
+            for i in items:
+                saliency[i.name] += (i.weight.detach() * i.weight.grad).abs()
+            n += 1
+        if n == 0:
+            raise ValueError("snip: `batches` yielded no batch")
         model.zero_grad(set_to_none=True)
-        loss_fn(model(inputs.to(device)), targets.to(device)).backward()
-        for i in items:
-            saliency[i.name] += (i.weight.detach() * i.weight.grad).abs()
-        n += 1
-    if n == 0:
-        raise ValueError("snip: `batches` yielded no batch")
-    model.zero_grad(set_to_none=True)
-    import torch.distributed as dist
+        import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        for s in saliency.values():
-            dist.all_reduce(s)
+        if dist.is_available() and dist.is_initialized():
+            for s in saliency.values():
+                dist.all_reduce(s)
+    finally:
+        model.to(home)
     return prune_by_scores(model, {k: v / n for k, v in saliency.items()}, sparsity, preset,
                            "snip", verbose)

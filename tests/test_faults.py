@@ -1,0 +1,130 @@
+"""Faults outside the happy path: file modes, killed writers, killed parents, damaged tables.
+
+Kept light at import time: run_parallel's spawned workers import this module for _report_pid.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparsevis import fileio, results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path):
+    old = os.umask(0o022)
+    try:
+        fileio.atomic_write_text(tmp_path / "page.html", "<p>hi</p>")
+        with open(tmp_path / "plain.html", "w") as f:
+            f.write("<p>hi</p>")
+        os.umask(0o027)
+        fileio.atomic_write_bytes(tmp_path / "private.bin", b"x")
+    finally:
+        os.umask(old)
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777   # noqa: E731
+    assert mode("page.html") == mode("plain.html") == 0o644
+    assert mode("private.bin") == 0o640
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
+    fileio.atomic_write_text(tmp_path / "results.csv", "a\n1\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]   # none left by a finished write
+    dead = tmp_path / f".iter-01.pt.{_dead_pid()}.{'0' * 16}.part"
+    alive = tmp_path / f".iter-02.pt.{os.getppid()}.{'1' * 16}.part"   # our parent runs
+    legacy = tmp_path / ".iter-03.pt.k2_x9abc.part"                    # mkstemp, before pids
+    for f in (dead, alive, legacy):
+        f.write_bytes(b"half")
+    os.utime(legacy, (time.time() - 3600, time.time() - 3600))
+    other = tmp_path / "notes.part"                                    # not one of ours
+    other.write_text("keep")
+    assert sorted(fileio.remove_stale_temp_files(tmp_path)) == sorted([dead, legacy])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [alive.name, other.name, "results.csv"])
+    assert fileio.remove_stale_temp_files(tmp_path / "missing") == []
+
+
+def _report_pid(directory: str, name: str, seconds: float) -> None:
+    """A run_parallel task: say which worker runs it, then hold the worker."""
+    Path(directory, name).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+POOL = """
+import sys
+from sparsevis.runtime import run_parallel
+from tests.test_faults import _report_pid
+run_parallel(_report_pid, [(sys.argv[1], "busy", 120), (sys.argv[1], "idle", 0)], jobs=2)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")   # a zombie waits only for its new parent to reap it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    parent = subprocess.Popen([sys.executable, "-c", POOL, str(tmp_path)], env=env, cwd=ROOT)
+    workers = []
+    try:
+        deadline = time.time() + 120   # two spawned workers import torch on a busy machine
+        while time.time() < deadline and not all((tmp_path / n).exists() for n in ("busy", "idle")):
+            assert parent.poll() is None, "the pool process ended early"
+            time.sleep(0.1)
+        time.sleep(0.2)   # the files are written before their text: read them once complete
+        workers = [int((tmp_path / n).read_text()) for n in ("busy", "idle")]
+        assert all(_running(pid) for pid in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 5
+        while time.time() < deadline and any(_running(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _running(pid)], "workers outlived their parent"
+    finally:
+        parent.kill()
+        for pid in workers:   # only on failure: do not leave them to the next test
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _table(path: Path, n_rows: int) -> Path:
+    rows = [{c: i for c in results.COLUMNS} for i in range(n_rows)]
+    return results.write(rows if rows else results.frame([]), path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "has a header but no rows"),
+    (b"", "is not a readable CSV"),
+    (b"\x00\xff\xfe garbage \x89PNG\r\n", "(is not a readable CSV|lacks columns)"),
+    (b"track,value\nsynthetic,0.5\n", r"lacks columns \['profile'"),
+])
+def test_damaged_results_tables_name_the_file(tmp_path, content, message):
+    path = tmp_path / "study" / "results.csv"
+    if content is None:
+        _table(path, 0)
+    else:
+        path.parent.mkdir()
+        path.write_bytes(content)
+    good = _table(tmp_path / "good" / "results.csv", 2)
+    expected = rf"results file {re.escape(str(path))}.*{message}.*(columns|row)"
+    with pytest.raises(ValueError, match=expected):
+        results.read(path)
+    with pytest.raises(ValueError, match=expected):
+        results.read(tmp_path)   # a directory: the damaged file among good ones
+    assert len(results.read(good)) == 2
