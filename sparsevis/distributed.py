@@ -9,7 +9,10 @@ with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT
 Backends: ``cpu:gloo,cuda:nccl`` on GPUs, so that collectives on CPU tensors (masks being
 broadcast while a freshly loaded model is still on the CPU) work as well as those on CUDA
 tensors; ``gloo`` on the CPU. Each process is bound to GPU ``LOCAL_RANK``, so that ``"cuda"``
-and ``"auto"`` mean that process's GPU.
+and ``"auto"`` mean that process's GPU (:func:`process_device`). An explicit ``cuda:N`` is an
+error under torchrun unless N is the process's LOCAL_RANK (one GPU per node, N = 0): the same
+``--device`` reaches every process, and mapping it silently would put all ranks of a node on
+one GPU while NCCL binds each to its own. Choose GPUs with ``CUDA_VISIBLE_DEVICES`` instead.
 
 Everything here is safe to call without a process group: rank 0 of a world of 1.
 """
@@ -24,9 +27,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from sparsevis.runtime import resolve_device
+
 __all__ = ["DistInfo", "init_from_env", "teardown", "session", "is_initialized", "rank",
-           "world_size", "local_rank", "is_main", "barrier", "broadcast_buffers",
-           "broadcast_object", "all_equal"]
+           "world_size", "local_rank", "is_main", "barrier", "process_device",
+           "broadcast_buffers", "average_bn_stats", "broadcast_object", "all_equal"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,25 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"environment variable {name}={value!r}: expected an integer") from None
 
 
+def _check_cuda_index(device, lrank: int, world: int) -> None:
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is not None and dev.index != lrank:
+        raise ValueError(f"device={str(device)!r} under torchrun (WORLD_SIZE={world}): every process "
+                         f"gets the same --device, but this one is bound to cuda:{lrank} (LOCAL_RANK); "
+                         "pass --device cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES")
+
+
+def process_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The device this process computes on: ``cuda:LOCAL_RANK`` for ``"cuda"``/``"auto"`` under
+    torchrun (an explicit other ``cuda:N`` is a ValueError, see the module docstring), else
+    ``device`` resolved as :func:`sparsevis.runtime.resolve_device` does."""
+    dev = resolve_device(device)
+    if not is_initialized() or dev.type != "cuda":
+        return dev
+    _check_cuda_index(device, local_rank(), world_size())
+    return torch.device("cuda", local_rank())
+
+
 def init_from_env(backend: str | None = None, device: str | None = "auto",
                   timeout_minutes: float = 60.0) -> DistInfo:
     """Initialise the default process group from torchrun's environment variables.
@@ -95,6 +119,7 @@ def init_from_env(backend: str | None = None, device: str | None = "auto",
                              "torchrun (e.g. torchrun --nproc_per_node=8 -m sparsevis prune ...)")
     lrank = _env_int("LOCAL_RANK") or 0
     if use_cuda:
+        _check_cuda_index(device, lrank, world)
         if lrank >= torch.cuda.device_count():
             raise ValueError(f"LOCAL_RANK={lrank} but only {torch.cuda.device_count()} GPUs are visible: "
                              "--nproc_per_node must not exceed the GPUs per node")
@@ -134,14 +159,34 @@ def session(backend: str | None = None, device: str | None = "auto"):
 def broadcast_buffers(model: nn.Module, src: int = 0) -> None:
     """Copy every buffer (BatchNorm running statistics, masks) from rank ``src`` to all ranks.
 
-    DDP broadcasts buffers at the *start* of each forward pass, so after the last training
-    step each rank holds the running statistics of its own last batch; call this before
-    evaluating or saving so that every rank has the same model.
+    Once per model, before evaluating or saving (a freshly pruned or recalibrated model): masks
+    are buffers, 88 MB for ViT-B/32, so training never broadcasts buffers per step (DDP's
+    ``broadcast_buffers=False``; :func:`average_bn_stats` keeps BatchNorm statistics in step).
     """
     if not is_initialized():
         return
     for buf in model.buffers():
         broadcast_(buf, src)
+
+
+@torch.no_grad()
+def average_bn_stats(model: nn.Module) -> None:
+    """Average BatchNorm running means and variances over the ranks (in place).
+
+    Under DDP without per-step buffer broadcasts each rank's statistics follow its own shard;
+    their mean is the estimate over the whole epoch's data (kilobytes, once per epoch). The
+    variance is the mean of the per-shard variances: the spread between shard means, tiny for
+    random shards of one dataset, is left out.
+    """
+    if not is_initialized():
+        return
+    world = world_size()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            for buf in (m.running_mean, m.running_var):
+                if buf is not None:
+                    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                    buf.div_(world)
 
 
 def broadcast_(tensor: torch.Tensor, src: int = 0) -> None:

@@ -7,10 +7,17 @@ labels, masks, boxes) when they do not fit in memory or differ in shape. Both ru
 (``channels_last=True``; ViTs and Swin are left alone), and on CUDA they add what else makes
 inference fast:
 
-* bf16 autocast (``amp=True``),
 * pinned host memory and non-blocking copies both ways, so the next batch is loaded while the
-  GPU works and results come back without stalling the stream,
+  GPU works and results come back without stalling the stream (each batch's copies are fenced
+  by an event on the target device's stream, and host buffers are read only after it),
 * optionally ``torch.compile`` (``compile=True``; in place via ``nn.Module.compile``).
+
+Precision: fp32 unless asked otherwise (``precision="fp32"``), with TF32 off
+(:func:`sparsevis.precision.strict_fp32`), on every device: LOST features, decisions and metric
+inputs feed thresholds, and bf16 or TF32 rounding moves them (a near-zero similarity changes
+sign). ``precision="auto"`` (bf16 or fp16 autocast on CUDA, see :mod:`sparsevis.precision`) is
+for outputs that only feed averages; ``amp=True``/``False`` is the older spelling of
+``"auto"``/``"fp32"``.
 
 On the CPU the computation is ``fn(x)`` per batch in float32. Channels-last runs the CPU
 tracks' CNNs faster there (MobileNetV2 at 224 px 1.8x, the synthetic ResNets 1.6-1.9x; one
@@ -40,6 +47,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sparsevis import precision as prec
 from sparsevis.runtime import cpu_cores, resolve_device
 
 SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
@@ -246,35 +254,53 @@ def _concat(parts: list):
 # --------------------------------------------------------------------------------------------
 # The path
 # --------------------------------------------------------------------------------------------
-def _run(model, data, fn, device, batch_size, workers, amp, channels_last, compile, progress,
+def _sync_point(device: torch.device) -> torch.cuda.Event:
+    """An event recorded on ``device``'s current stream, the stream the batch's kernels and
+    device-to-host copies were queued on (the *current* device's stream is another one when
+    ``device`` is not the current device, and would not wait for them)."""
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    return event
+
+
+def _precision(precision: str, amp: bool | None) -> str:
+    if amp is None:
+        return precision
+    if precision != "fp32":
+        raise ValueError(f"amp={amp!r} and precision={precision!r}: give one of them "
+                         "(amp=True means precision='auto', amp=False 'fp32')")
+    return "auto" if amp else "fp32"
+
+
+def _run(model, data, fn, device, batch_size, workers, precision, channels_last, compile, progress,
          desc, input_key, out_dtype):
     """The loop behind :func:`iterate` and :func:`extract` (outputs are inference tensors)."""
     device = resolve_device(device)
     cuda = device.type == "cuda"
+    precision = prec.resolve(precision, device)
     batches = _batches(data, batch_size, device, workers)
     try:
         total = len(batches)
     except TypeError:
         total = None
-    use_amp = amp and cuda
     pending = None
-    # inference mode is entered per batch, never across a `yield`: the caller's code between
-    # batches runs in its own grad mode (a context held across a yield would leak into it)
+    # inference mode (and strict fp32) is entered per batch, never across a `yield`: the
+    # caller's code between batches runs in its own modes (a context held across a yield
+    # would leak into it)
     with _prepared(model, device, channels_last, compile) as to_cl:
         call = _resolve_fn(model, fn)
         for batch in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False):
             x, rest = _split_batch(batch, input_key)
-            with torch.inference_mode():
+            strict = prec.strict_fp32() if precision == "fp32" else contextlib.nullcontext()
+            with torch.inference_mode(), strict:
                 x = x.to(device, non_blocking=True)
                 if to_cl and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with prec.autocast(precision, device):
                     out = call(x)
                 out = _to_host(out, out_dtype, cuda)
-            event = None
-            if cuda:  # results of this batch are ready once the stream passes this point
-                event = torch.cuda.Event()
-                event.record()
+            # results of this batch are in host memory once the stream passes this point
+            event = _sync_point(device) if cuda else None
             if pending is not None:
                 yield _finish(pending)
             pending = (out, rest, event)
@@ -283,6 +309,7 @@ def _run(model, data, fn, device, batch_size, workers, amp, channels_last, compi
 
 
 def _finish(pending):
+    """The outputs of a batch, after its copies to host memory have landed."""
     out, rest, event = pending
     if event is not None:
         event.synchronize()
@@ -295,8 +322,9 @@ def _normal(t: torch.Tensor) -> torch.Tensor:
 
 
 def iterate(model: nn.Module, data, fn=None, *, device: str | torch.device | None = "auto",
-            batch_size: int = 64, workers: int | None = None, amp: bool = True,
-            channels_last: bool = True, compile: bool = False, progress: bool = True,
+            batch_size: int = 64, workers: int | None = None, precision: str = "fp32",
+            amp: bool | None = None, channels_last: bool = True, compile: bool = False,
+            progress: bool = True,
             desc: str = "features", input_key=0, out_dtype: torch.dtype | None = torch.float32
             ) -> Iterator[tuple[Any, Any]]:
     """Yield ``(outputs, rest)`` per batch, in order; ``outputs`` on the CPU, ``rest`` the other
@@ -306,14 +334,15 @@ def iterate(model: nn.Module, data, fn=None, *, device: str | torch.device | Non
     See the module docstring for ``fn`` and the arguments; ``data`` is a tensor, a Dataset,
     a DataLoader or any iterable of batches (tensors, tuples or dicts).
     """
-    for out, rest in _run(model, data, fn, device, batch_size, workers, amp, channels_last, compile,
-                          progress, desc, input_key, out_dtype):
+    for out, rest in _run(model, data, fn, device, batch_size, workers, _precision(precision, amp),
+                          channels_last, compile, progress, desc, input_key, out_dtype):
         yield _map(out, _normal), rest
 
 
 def extract(model: nn.Module, data, fn=None, *, device: str | torch.device | None = "auto",
-            batch_size: int = 64, workers: int | None = None, amp: bool = True,
-            channels_last: bool = True, compile: bool = False, progress: bool = True,
+            batch_size: int = 64, workers: int | None = None, precision: str = "fp32",
+            amp: bool | None = None, channels_last: bool = True, compile: bool = False,
+            progress: bool = True,
             desc: str = "features", input_key=0, out_dtype: torch.dtype | None = torch.float32,
             return_rest: bool = False):
     """``fn`` over every batch of ``data``, concatenated along the first dimension, on the CPU.
@@ -322,11 +351,12 @@ def extract(model: nn.Module, data, fn=None, *, device: str | torch.device | Non
     Outputs that are tuples/lists/dicts of tensors are concatenated element-wise. With
     ``return_rest=True`` also returns the other elements of the batches, concatenated the same
     way (e.g. the labels of a ``(image, label)`` dataset). Raises ValueError when ``data`` is
-    empty or outputs differ in shape (use :func:`iterate` then).
+    empty or outputs differ in shape (use :func:`iterate` then). Runs in strict fp32 unless
+    ``precision`` says otherwise (module docstring).
     """
     outs, rests = [], []
-    for out, rest in _run(model, data, fn, device, batch_size, workers, amp, channels_last, compile,
-                          progress, desc, input_key, out_dtype):
+    for out, rest in _run(model, data, fn, device, batch_size, workers, _precision(precision, amp),
+                          channels_last, compile, progress, desc, input_key, out_dtype):
         outs.append(out)
         rests.append(rest)
     if not outs:

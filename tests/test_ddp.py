@@ -65,6 +65,14 @@ def _worker(rank: int, port: int, tmp: str) -> None:
     prune.snip(model, [batches[rank]], SNIP_SPARSITY, verbose=False)
     out["snip"] = {k: v.clone() for k, v in prune.mask_state(model).items()}
 
+    ddp_kwargs = []   # what train() asks of DDP (masks are buffers: no per-step broadcast)
+    real_ddp = torch.nn.parallel.DistributedDataParallel
+
+    def spy_ddp(module, *args, **kwargs):
+        ddp_kwargs.append(kwargs.get("broadcast_buffers", True))
+        return real_ddp(module, *args, **kwargs)
+
+    torch.nn.parallel.DistributedDataParallel = spy_ddp
     cfg = TrainConfig(epochs=2, lr=0.05, batch_size=8, warmup_epochs=0, amp=False)
     train_data = TensorData(images, labels, ss.normalize)
     cpu = torch.device("cpu")
@@ -76,6 +84,9 @@ def _worker(rank: int, port: int, tmp: str) -> None:
     out["params"] = {k: v.detach().clone() for k, v in model.named_parameters()}
     out["sparsity"] = prune.sparsity(model)
     out["params_all_equal"] = all(distributed.all_equal(p) for p in model.parameters())
+    out["ddp_broadcast_buffers"] = ddp_kwargs
+    # BatchNorm statistics agree after train() itself (averaged over the ranks each epoch)
+    out["buffers_equal_after_train"] = all(distributed.all_equal(b) for b in model.buffers())
     distributed.broadcast_buffers(model)
     out["buffers_all_equal"] = all(distributed.all_equal(b) for b in model.buffers())
     out["buffers"] = {k: v.clone() for k, v in model.named_buffers()}
@@ -121,6 +132,59 @@ def test_masks_and_weights_identical_across_ranks(ranks):
     assert _equal(r0["params"], r1["params"])
     assert r0["params_all_equal"] and r1["params_all_equal"]
     assert r0["buffers_all_equal"] and _equal(r0["buffers"], r1["buffers"])
+
+
+def test_training_does_not_broadcast_buffers_each_step(ranks):
+    for r in ranks:
+        assert r["ddp_broadcast_buffers"] == [False, False]   # one DDP wrapper per train() call
+        assert r["buffers_equal_after_train"]
+
+
+def _fake_torchrun(monkeypatch, local_rank: int, gpus: int = 4):
+    """torchrun's environment for rank `local_rank` of 2 and a CUDA machine, on the CPU: the
+    process group calls are recorded, not made."""
+    import torch.distributed as dist
+
+    from sparsevis import distributed
+
+    calls = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", str(local_rank))
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.setdefault("set_device", i))
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.setdefault("init", kw["backend"]))
+    monkeypatch.setattr(distributed, "is_initialized", lambda: "init" in calls)
+    monkeypatch.setattr(dist, "get_rank", lambda: local_rank)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "get_backend", lambda: calls["init"])
+    return calls
+
+
+def test_each_rank_computes_on_its_local_gpu(monkeypatch):
+    from sparsevis import distributed
+
+    calls = _fake_torchrun(monkeypatch, local_rank=1)
+    info = distributed.init_from_env(device="cuda")
+    assert calls["set_device"] == 1 and info.device == torch.device("cuda", 1)
+    assert distributed.process_device("cuda") == torch.device("cuda", 1)
+    assert distributed.process_device("auto") == torch.device("cuda", 1)
+    assert distributed.process_device("cuda:1") == torch.device("cuda", 1)   # it is this rank's GPU
+    assert distributed.process_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"device='cuda:0'.*LOCAL_RANK.*CUDA_VISIBLE_DEVICES"):
+        distributed.process_device("cuda:0")
+
+
+def test_explicit_gpu_of_another_rank_is_refused_before_the_group_starts(monkeypatch):
+    from sparsevis import distributed
+
+    calls = _fake_torchrun(monkeypatch, local_rank=1)
+    with pytest.raises(ValueError, match=r"device='cuda:3' under torchrun \(WORLD_SIZE=2\).*cuda:1"):
+        distributed.init_from_env(device="cuda:3")
+    assert "init" not in calls and "set_device" not in calls
 
 
 def test_pruned_weights_stay_zero_after_training(ranks):

@@ -108,3 +108,58 @@ def test_make_loader_defaults():
     assert loader.num_workers == 0 and not loader.pin_memory
     assert [b.tolist() for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert features.is_cnn(models.create("timm/sv_resnet_s")) and not features.is_cnn(models.create("timm/sv_vit_t"))
+
+
+class _FakeStream:
+    def __init__(self, device):
+        self.device = device
+
+
+def test_sync_event_recorded_on_target_device_stream(monkeypatch):
+    """With device=cuda:1 while cuda:0 is current, the fence of a batch's non-blocking copies must
+    sit on cuda:1's stream (where they were queued), and be waited on before the host reads."""
+    log = []
+
+    class FakeEvent:
+        def record(self, stream=None):   # torch records on the current device's stream by default
+            self.stream = stream or torch.cuda.current_stream()
+            log.append(("record", self.stream.device))
+
+        def synchronize(self):
+            log.append(("synchronize", self.stream.device))
+
+    def current_stream(device=None):
+        return _FakeStream(torch.device("cuda", 0) if device is None else torch.device(device))
+
+    monkeypatch.setattr(torch.cuda, "current_stream", current_stream)
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    target = torch.device("cuda", 1)
+    event = features._sync_point(target)
+    host = torch.zeros(2)
+    out, rest = features._finish(({"x": host}, "labels", event))
+    assert log == [("record", target), ("synchronize", target)]
+    assert out["x"] is host and rest == "labels"
+
+
+def test_extract_runs_strict_fp32_unless_asked(resnet):
+    """LOST features and decisions feed thresholds: fp32 without TF32 by default; autocast only
+    when a precision asks for it."""
+    seen = []
+
+    def spy(x):
+        seen.append((torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
+                     torch.is_autocast_enabled("cpu")))
+        return resnet(x)
+
+    before = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    x = _images(2)
+    out = features.extract(resnet, x, spy, device="cpu", progress=False)
+    assert seen == [("ieee", "ieee", False)] and out.dtype == torch.float32
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == before
+    seen.clear()
+    out = features.extract(resnet, x, spy, device="cpu", precision="bf16", progress=False)
+    assert seen[0][2] and out.dtype == torch.float32   # autocast in bf16, returned as fp32
+    with pytest.raises(ValueError, match="give one of them"):
+        features.extract(resnet, x, device="cpu", precision="bf16", amp=False, progress=False)
+    with pytest.raises(ValueError, match="precision='fp16' on device cpu"):
+        features.extract(resnet, x, device="cpu", precision="fp16", progress=False)

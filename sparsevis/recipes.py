@@ -1,0 +1,120 @@
+"""Training recipes as data: torchvision's classification references, per architecture.
+
+Source: ``references/classification/README.md`` of pytorch/vision (the commands that trained
+torchvision's ImageNet weights). Their batch sizes are per GPU on 8 GPUs; here ``batch_size``
+is the global batch (:func:`sparsevis.train.train` divides it among the processes).
+
+* ``resnet`` (``paper-sgd``): SGD lr 0.1, momentum 0.9, wd 1e-4, StepLR 30 epochs x0.1, 90
+  epochs, batch 32 x 8; the recipe the paper names (protocol.md), kept literal.
+* ``vit_b_32``: AdamW lr 0.003, wd 0.3, 300 epochs, cosine after 30 linear warm-up epochs from
+  0.033 x lr, label smoothing 0.11, mixup 0.2, cutmix 1.0, EMA, gradient norm clipped to 1,
+  amp, batch 512 x 8; data: auto-augment "imagenet", repeated-augmentation sampler.
+* ``swin_v2_t``: AdamW lr 0.001, wd 0.05 (none on norms, biases, embeddings), 300 epochs,
+  cosine to 1e-5 after 20 linear warm-up epochs from 0.01 x lr, label smoothing 0.1, mixup 0.8,
+  cutmix 1.0, EMA, gradient norm clipped to 5, amp, batch 128 x 8; data: TrivialAugment-wide,
+  random erasing 0.25, bicubic, 256 px crops (train and eval, resize 256), sampler repeats 4.
+
+EMA in every recipe that uses it: torchvision's defaults, decay 0.99998 every 32 steps.
+The data-side settings (:attr:`Recipe.data`) are for the data pipeline of the paper track;
+:func:`sparsevis.train.train` carries out everything in :meth:`Recipe.train_config`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from sparsevis.config import TrainConfig
+from sparsevis.precision import PRECISIONS
+
+SOURCE = "https://github.com/pytorch/vision/blob/main/references/classification/README.md"
+
+__all__ = ["SOURCE", "RecipeConfig", "Recipe", "RECIPES", "get", "for_arch"]
+
+
+@dataclass(frozen=True)
+class RecipeConfig(TrainConfig):
+    """:class:`TrainConfig` with the recipe options it lacks (defaults: off; the same as
+    :data:`sparsevis.train.OPTIONAL_DEFAULTS`, which is how train() reads a plain TrainConfig)."""
+
+    precision: str | None = None
+    warmup_decay: float | None = None
+    lr_min: float = 0.0
+    clip_grad_norm: float | None = None
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    ema_decay: float = 0.0
+    ema_steps: int = 32
+    log_interval: int = 50
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}; expected None or one of {PRECISIONS}")
+        if self.warmup_decay is not None and not 0 < self.warmup_decay <= 1:
+            raise ValueError(f"warmup_decay={self.warmup_decay!r}; expected a factor in (0, 1]")
+        if not 0 <= self.lr_min < self.lr:
+            raise ValueError(f"lr_min={self.lr_min!r}; expected 0 <= lr_min < lr ({self.lr})")
+        if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
+            raise ValueError(f"clip_grad_norm={self.clip_grad_norm!r}; expected None or > 0")
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
+            raise ValueError(f"mixup_alpha={self.mixup_alpha!r}, cutmix_alpha={self.cutmix_alpha!r}; expected >= 0")
+        if not 0 <= self.ema_decay < 1 or self.ema_steps < 1 or self.log_interval < 1:
+            raise ValueError(f"ema_decay={self.ema_decay!r} (expected [0, 1)), ema_steps={self.ema_steps!r}, "
+                             f"log_interval={self.log_interval!r} (expected >= 1)")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    archs: tuple[str, ...]                       # torchvision names the recipe is for
+    train: dict                                  # RecipeConfig fields
+    data: dict = field(default_factory=dict)     # data-pipeline settings (paper track)
+    source: str = SOURCE
+
+    def train_config(self, **overrides) -> RecipeConfig:
+        """The recipe as a training config; ``overrides`` replace fields (e.g. ``epochs=5``)."""
+        known = {f.name for f in fields(RecipeConfig)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"recipe {self.name!r}: unknown fields {sorted(unknown)}; expected some of {sorted(known)}")
+        return RecipeConfig(**{**self.train, **overrides})
+
+
+_EMA = dict(ema_decay=0.99998, ema_steps=32)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("paper-sgd", ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+           train=dict(epochs=90, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
+                      batch_size=32 * 8, schedule="step", step_size=30, gamma=0.1),
+           data=dict(train_crop_size=224, val_resize_size=256, val_crop_size=224,
+                     interpolation="bilinear")),
+    Recipe("vit_b_32", ("vit_b_32",),
+           train=dict(epochs=300, lr=0.003, optimizer="adamw", weight_decay=0.3, batch_size=512 * 8,
+                      schedule="cosine", warmup_epochs=30, warmup_decay=0.033, label_smoothing=0.11,
+                      mixup_alpha=0.2, cutmix_alpha=1.0, clip_grad_norm=1.0, amp=True, **_EMA),
+           data=dict(auto_augment="imagenet", ra_sampler=True, ra_reps=3, train_crop_size=224,
+                     val_resize_size=256, val_crop_size=224, interpolation="bilinear")),
+    Recipe("swin_v2_t", ("swin_v2_t", "swin_v2_s", "swin_v2_b"),
+           train=dict(epochs=300, lr=0.001, optimizer="adamw", weight_decay=0.05, batch_size=128 * 8,
+                      schedule="cosine", lr_min=1e-5, warmup_epochs=20, warmup_decay=0.01,
+                      label_smoothing=0.1, mixup_alpha=0.8, cutmix_alpha=1.0, clip_grad_norm=5.0,
+                      amp=True, **_EMA),
+           data=dict(auto_augment="ta_wide", random_erase=0.25, ra_sampler=True, ra_reps=4,
+                     train_crop_size=256, val_resize_size=256, val_crop_size=256,
+                     interpolation="bicubic")),
+)}
+
+
+def get(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; expected one of {tuple(RECIPES)}")
+    return RECIPES[name]
+
+
+def for_arch(arch: str) -> Recipe:
+    """The recipe of a torchvision architecture (``"resnet50"`` or ``"torchvision/resnet50"``)."""
+    short = arch.split("/")[-1]
+    for recipe in RECIPES.values():
+        if short in recipe.archs:
+            return recipe
+    raise ValueError(f"no recipe for arch={arch!r}; recipes cover "
+                     f"{sorted(a for r in RECIPES.values() for a in r.archs)}")
