@@ -19,39 +19,27 @@ pin-memory thread, non-blocking copies, logits back to the host; JPEG decoding i
 it), with its
 fraction of the ceiling; ``--compile`` adds torch.compile rows.
 
-Rates are images/s: the median of ``--repeat`` timed passes after one warm-up pass.
+Rates are images/s: the median of ``--repeat`` passes after one warm-up pass, the paths compared
+timed side by side (benchmarks/bench_common.py).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from bench_common import side_by_side
 from sparsevis import features, models
 
 MODELS = ("timm/resnet50", "timm/vit_base_patch16_224")
 
 
-def _timed(fn, repeat: int, sync: bool) -> float:
-    def once() -> float:
-        if sync:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if sync:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    once()  # warm-up (and compilation)
-    return statistics.median(once() for _ in range(repeat))
-
-
-def bench_cpu(name: str, n: int, batch: int, repeat: int) -> dict:
+def bench_cpu(name: str, n: int, batch: int, repeat: int, size: int = 224) -> dict:
+    """Images/s on the CPU of the per-image loop, the plain batched forward loop and
+    ``features.extract``, side by side; ``diff`` is max|extract - plain| over the logits."""
     torch.manual_seed(0)
     model = models.create(name).eval()
-    x = torch.randn(n, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
     ds = torch.utils.data.TensorDataset(x, torch.zeros(n, dtype=torch.long))
 
     def per_image():
@@ -67,7 +55,7 @@ def bench_cpu(name: str, n: int, batch: int, repeat: int) -> dict:
         return features.extract(model, ds, device="cpu", batch_size=batch, progress=False)
 
     diff = float((plain() - path()).abs().max())
-    t = {k: _timed(f, repeat, False) for k, f in (("per-image", per_image), ("plain", plain), ("extract", path))}
+    t = side_by_side({"per-image": per_image, "plain": plain, "extract": path}, repeat)
     return dict(model=name, n=n, diff=diff, **{k: n / v for k, v in t.items()})
 
 
@@ -91,7 +79,9 @@ def bench_gpu(name: str, n: int, batch: int, repeat: int, compile: bool) -> list
                 for _ in range(steps):
                     model(synthetic)
 
-        pure_ips = steps * batch / _timed(pure, repeat, True)
+        # one after the other (the pure loop needs the model channels-last, extract converts it
+        # itself): a GPU is not shared the way a loaded CPU is
+        pure_ips = steps * batch / side_by_side({"pure": pure}, repeat, device)["pure"]
         if cnn:
             model.to(memory_format=torch.contiguous_format)
         host = torch.randn(steps * batch, 3, 224, 224)
@@ -99,7 +89,7 @@ def bench_gpu(name: str, n: int, batch: int, repeat: int, compile: bool) -> list
         def path():
             features.extract(model, host, device=device, batch_size=batch, progress=False)
 
-        path_ips = len(host) / _timed(path, repeat, True)
+        path_ips = len(host) / side_by_side({"extract": path}, repeat, device)["extract"]
         rows.append(dict(model=name + (" +compile" if compiled else ""), pure=pure_ips,
                          extract=path_ips, fraction=path_ips / pure_ips))
     return rows

@@ -1,32 +1,29 @@
-"""Throughput of batched LOST (sparsevis.discovery.lost) vs the per-image reference loop.
+"""Throughput of LOST (sparsevis.discovery.lost) vs the per-image reference loop and the SYRK roof.
 
 The reference is tests/reference_lost.py: NumPy algebra + scipy.ndimage.label, one image at a
-time, always on the CPU. Both run in the same process, interleaved repeat by repeat so that
-load from other processes hits both alike; medians are reported. The similarity matrix
-``F F^T`` (N x N x D multiply-adds per image) is also timed alone, for each side, because on
-a CPU it bounds what batching can gain: the rest of LOST is O(N^2) per image.
+time, always on the CPU. The roof is the similarity matrices ``f @ f.T`` alone, per image with
+NumPy (a SYRK: N (N+1) / 2 x D multiply-adds), the one O(N^2 D) step; the rest of LOST is
+O(N^2) per image. The batched ``bmm`` of the same products (a GEMM, twice the FLOPs) is timed
+too: what LOST used on the CPU before it took the SYRK path, and what it uses on a GPU. All
+run side by side in one process (benchmarks/bench_common.py), medians reported.
 
     python benchmarks/bench_lost.py --device cpu --batch 64 --grid 30 23 --dim 384 2048 --repeat 5
 
-On a CPU the per-image GEMM dominates at VOC's grid, and NumPy's ``f @ f.T`` is a SYRK (half
-the multiply-adds of torch's ``bmm``), so the batched code is not expected to win there;
-batching pays off on small grids and on a GPU. On a busy machine torch's OpenMP threads can
-stall on every small op (waiting for a core); ``--threads 1`` with ``OPENBLAS_NUM_THREADS=1``
-compares both sides single-threaded.
+On a busy machine torch's OpenMP threads can stall on every small op (waiting for a core);
+``--threads 1`` with ``OPENBLAS_NUM_THREADS=1`` compares both sides single-threaded.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_common import side_by_side  # noqa: E402
 from reference_lost import reference_lost  # noqa: E402
 
 from sparsevis.discovery import lost  # noqa: E402
@@ -53,24 +50,29 @@ def make_features(batch: int, h: int, w: int, dim: int, kind: str, seed: int) ->
     return out.reshape(batch, h * w, dim)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def syrk_flops(n: int, dim: int) -> float:
+    """FLOPs of one image's ``f @ f.T`` as a SYRK: one triangle, N (N + 1) / 2 x D multiply-adds."""
+    return float(n * (n + 1) * dim)
 
 
-def timed(fn, device=None, cpu=None) -> float:
-    """Wall-clock seconds of fn(); the process's CPU seconds are appended to ``cpu``."""
-    if device is not None:
-        _sync(device)
-    c = time.process_time()
-    t = time.perf_counter()
-    fn()
-    if device is not None:
-        _sync(device)
-    t = time.perf_counter() - t
-    if cpu is not None:
-        cpu.append(time.process_time() - c)
-    return t
+def measure(batch: int, grid, dim: int, k: int = 100, kind: str = "structured", repeat: int = 5,
+            device: str = "cpu", seed: int = 0) -> dict:
+    """Images/s of batched LOST, the per-image reference, the per-image SYRK (the roof) and
+    the batched bmm, side by side; ``same`` is the fraction of images with identical boxes."""
+    h, w = grid
+    feats = make_features(batch, h, w, dim, kind, seed)
+    feats_np = feats.numpy()
+    feats_dev = feats.to(device)
+    same = float((lost(feats_dev, (h, w), k=k).cpu().numpy() == reference_lost(feats_np, (h, w), k=k))
+                 .all(axis=1).mean())
+    t = side_by_side({
+        "lost": lambda: lost(feats_dev, (h, w), k=k),
+        "reference": lambda: reference_lost(feats_np, (h, w), k=k),
+        "syrk": lambda: [f @ f.T for f in feats_np],
+        "bmm": lambda: torch.bmm(feats_dev, feats_dev.transpose(1, 2)),
+    }, repeat, device)
+    return dict(dim=dim, n=h * w, batch=batch, same=same, flops=syrk_flops(h * w, dim),
+                **{name: batch / s for name, s in t.items()})
 
 
 def main(argv=None) -> int:
@@ -96,44 +98,13 @@ def main(argv=None) -> int:
           f"torch threads={torch.get_num_threads()}, cpu_count={os.cpu_count()}")
     print(f"batch={a.batch} grid={h}x{w} (N={h * w}) k={a.k} features={a.features} repeat={a.repeat}")
     print()
-    print("img/s are medians over the repeats; 'best' is the ratio of the fastest repeats;")
-    print("cpu ms/img = process CPU time (all threads) per image, less sensitive to other load")
-    header = (f"{'dim':>5} {'batched img/s':>14} {'reference img/s':>16} {'ratio':>7} {'best':>7} "
-              f"{'bmm-only img/s':>15} {'np-matmul-only img/s':>21} {'same boxes':>11} "
-              f"{'cpu ms/img bat':>14} {'cpu ms/img ref':>14}")
-    print(header)
+    print("img/s are medians over the repeats, all four timed side by side")
+    print(f"{'dim':>5} {'LOST img/s':>11} {'reference img/s':>16} {'LOST/ref':>9} {'SYRK img/s':>11} "
+          f"{'LOST/SYRK':>10} {'bmm img/s':>10} {'same boxes':>11}")
     for dim in a.dim:
-        feats = make_features(a.batch, h, w, dim, a.features, a.seed)
-        feats_np = feats.numpy()
-        feats_dev = feats.to(device)
-
-        def run_batched():
-            return lost(feats_dev, (h, w), k=a.k)
-
-        def run_reference():
-            return reference_lost(feats_np, (h, w), k=a.k)
-
-        def run_bmm():
-            return torch.bmm(feats_dev, feats_dev.transpose(1, 2))
-
-        def run_np_matmul():
-            return [f @ f.T for f in feats_np]
-
-        got = run_batched().cpu().numpy()  # warm-up, and the agreement check
-        want = run_reference()
-        same = float((got == want).all(axis=1).mean())
-        run_bmm()
-        t_b, t_r, t_mm, t_npmm, c_b, c_r = [], [], [], [], [], []
-        for _ in range(a.repeat):
-            t_b.append(timed(run_batched, device, c_b))
-            t_r.append(timed(run_reference, None, c_r))
-            t_mm.append(timed(run_bmm, device))
-            t_npmm.append(timed(run_np_matmul))
-        mb, mr = statistics.median(t_b), statistics.median(t_r)
-        ips = lambda t: a.batch / statistics.median(t)  # noqa: E731
-        print(f"{dim:>5} {ips(t_b):>14.1f} {ips(t_r):>16.1f} {mr / mb:>6.2f}x {min(t_r) / min(t_b):>6.2f}x "
-              f"{ips(t_mm):>15.1f} {ips(t_npmm):>21.1f} {same:>10.1%} "
-              f"{1e3 * statistics.median(c_b) / a.batch:>14.2f} {1e3 * statistics.median(c_r) / a.batch:>14.2f}")
+        r = measure(a.batch, (h, w), dim, a.k, a.features, a.repeat, a.device, a.seed)
+        print(f"{dim:>5} {r['lost']:>11.1f} {r['reference']:>16.1f} {r['lost'] / r['reference']:>8.2f}x "
+              f"{r['syrk']:>11.1f} {r['lost'] / r['syrk']:>10.2f} {r['bmm']:>10.1f} {r['same']:>10.1%}")
     return 0
 
 

@@ -4,15 +4,14 @@
 
 Maps are smooth random fields (bilinear upsampling of a 7x7 grid, as Grad-CAM gives), masks
 are discs, about 5 % of pixels are void. The kernels run on ``--device``; the references
-(tests/reference_metrics.py) run on CPU with NumPy, one image at a time. Reports the median
-time of ``--repeat`` runs after one warm-up, and checks that both agree.
+(tests/reference_metrics.py) run on CPU with NumPy, one image at a time. Both are timed side by
+side (benchmarks/bench_common.py): the median of ``--repeat`` rounds after one warm-up; the
+results are checked to agree first.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,16 @@ from sparsevis.runtime import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_metrics as ref  # noqa: E402
+from bench_common import side_by_side  # noqa: E402
+
+# name, kernel, reference, keywords, bytes per pixel a kernel must read at least (float32 map,
+# bool mask, bool valid; the plain pointing game reads the mask at the maximum only)
+CASES = [
+    ("relevance_mass_accuracy", metrics.relevance_mass_accuracy, ref.rma, {}, 6),
+    ("relevance_rank_accuracy", metrics.relevance_rank_accuracy, ref.rra, {}, 6),
+    ("pointing_game", metrics.pointing_game, ref.pointing, {}, 5),
+    ("pointing_game tol=15", metrics.pointing_game, ref.pointing, {"tolerance": 15}, 6),
+]
 
 
 def make_inputs(n: int, size: int, seed: int = 0):
@@ -38,18 +47,25 @@ def make_inputs(n: int, size: int, seed: int = 0):
     return maps, masks, valid
 
 
-def timed(fn, repeat: int, device: torch.device) -> float:
-    def once():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start, out
-
-    once()
-    return statistics.median(once()[0] for _ in range(repeat))
+def measure(n: int, size: int, repeat: int, device) -> list[dict]:
+    """Per metric: maps/s of the batched kernel on ``device`` and of the NumPy per-image
+    reference, timed side by side after checking that they agree; ``bytes``: the least the
+    kernel must read."""
+    device = torch.device(device)
+    maps, masks, valid = make_inputs(n, size)
+    on_device = [t.to(device) for t in (maps, masks, valid)]
+    as_numpy = [t.numpy() for t in (maps, masks, valid)]
+    rows = []
+    for name, kernel, reference, kw, per_pixel in CASES:
+        got = kernel(*on_device, **kw).cpu().numpy()
+        want = reference(*as_numpy, **kw)
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=1e-4, atol=1e-6,
+                                   equal_nan=True)
+        t = side_by_side({"kernel": lambda: kernel(*on_device, **kw),
+                          "reference": lambda: reference(*as_numpy, **kw)}, repeat, device)
+        rows.append(dict(metric=name, n=n, size=size, bytes=n * size * size * per_pixel,
+                         kernel=n / t["kernel"], reference=n / t["reference"]))
+    return rows
 
 
 def main(argv=None) -> None:
@@ -64,25 +80,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
 
-    maps, masks, valid = make_inputs(args.n, args.size)
-    on_device = [t.to(device) for t in (maps, masks, valid)]
-    as_numpy = [t.numpy() for t in (maps, masks, valid)]
-    cases = [
-        ("relevance_mass_accuracy", metrics.relevance_mass_accuracy, ref.rma, {}),
-        ("relevance_rank_accuracy", metrics.relevance_rank_accuracy, ref.rra, {}),
-        ("pointing_game", metrics.pointing_game, ref.pointing, {}),
-        ("pointing_game tol=15", metrics.pointing_game, ref.pointing, {"tolerance": 15}),
-    ]
     print(f"{args.n} maps of {args.size}x{args.size}; kernels on {device} "
           f"(torch {torch.__version__}, {torch.get_num_threads()} CPU threads); references: NumPy per image on CPU")
-    print(f"{'metric':<26}{'batched ms':>12}{'per-image ms':>14}{'speed-up':>10}")
-    for name, kernel, reference, kw in cases:
-        got = kernel(*on_device, **kw).cpu().numpy()
-        want = reference(*as_numpy, **kw)
-        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=1e-4, atol=1e-6, equal_nan=True)
-        t_kernel = timed(lambda: kernel(*on_device, **kw), args.repeat, device)
-        t_ref = timed(lambda: reference(*as_numpy, **kw), args.repeat, torch.device("cpu"))
-        print(f"{name:<26}{1e3 * t_kernel:>12.2f}{1e3 * t_ref:>14.1f}{t_ref / t_kernel:>9.1f}x")
+    print(f"{'metric':<26}{'batched maps/s':>15}{'per-image maps/s':>18}{'speed-up':>10}")
+    for r in measure(args.n, args.size, args.repeat, device):
+        print(f"{r['metric']:<26}{r['kernel']:>15.0f}{r['reference']:>18.0f}{r['kernel'] / r['reference']:>9.1f}x")
 
 
 if __name__ == "__main__":

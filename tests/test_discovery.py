@@ -212,6 +212,20 @@ def test_lost_chunking_does_not_change_the_result():
         lost(feats, (9, 6), chunk_size=0)
 
 
+def test_lost_cpu_gram_takes_views_and_tensors_that_require_grad():
+    # on the CPU the similarity matrices come from NumPy (SYRK): a strided view and a tensor
+    # that requires grad must give what the plain contiguous tensor gives
+    g = torch.Generator().manual_seed(5)
+    feats = _structured(3, 7, 5, 12, g)
+    want = lost(feats, (7, 5), k=10, return_details=True)
+    view = feats.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not view.is_contiguous()
+    for f in (view, feats.clone().requires_grad_()):
+        got = lost(f, (7, 5), k=10, return_details=True)
+        for a, b in zip(want, got):
+            assert torch.equal(a, b)
+
+
 def test_lost_details_match_reference():
     g = torch.Generator().manual_seed(3)
     h, w = 30, 23

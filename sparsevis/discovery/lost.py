@@ -2,8 +2,11 @@
 
 The paper's object-discovery study (protocol.md, section (ii)) runs LOST on the patch
 features of each pruned model. This module computes it for a whole batch of images at once
-with torch, on CPU or CUDA: one ``bmm`` for the similarity matrices, vectorised degree,
-seed and top-k selection, and a vectorised 4-connected flood fill; no per-image Python loop.
+with torch, on CPU or CUDA: vectorised degree, seed and top-k selection and a vectorised
+4-connected flood fill over the batch. The similarity matrices are one ``bmm`` on a GPU; on the
+CPU they are formed image by image with NumPy's ``f @ f.T``, which is a SYRK (only one
+triangle: half the multiply-adds of the ``bmm``; ``torch.mm(f, f.T)`` is a full GEMM), see
+:func:`_gram`.
 ``tests/reference_lost.py`` is an independent per-image NumPy/SciPy implementation that the
 tests compare against box for box.
 
@@ -38,6 +41,7 @@ from __future__ import annotations
 from numbers import Integral
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F_nn
 
@@ -213,6 +217,25 @@ def mask_to_box(mask: torch.Tensor) -> torch.Tensor:
 _CHUNK_ELEMENTS_CPU = 2**22
 _CHUNK_ELEMENTS_GPU = 2**28
 
+def _gram(f: torch.Tensor) -> torch.Tensor:
+    """The similarity matrices ``F F^T`` (c, N, N) of a chunk of features (c, N, D).
+
+    On the CPU, one image at a time through NumPy's matmul, which recognises ``f @ f.T`` and
+    calls BLAS SYRK: the FLOPs of one triangle, half those of ``torch.bmm`` (or ``torch.mm``,
+    which has no SYRK path); at VOC's grid the per-image loop costs nothing next to the
+    product (benchmarks/bench_lost.py measures both against the SYRK roof). On other
+    devices one batched ``bmm``, which keeps the device busy.
+    """
+    if f.device.type != "cpu":
+        return torch.bmm(f, f.transpose(1, 2))
+    f = f.detach().contiguous()
+    A = f.new_empty(f.shape[0], f.shape[1], f.shape[1])
+    fn, an = f.numpy(), A.numpy()
+    for i in range(len(fn)):
+        np.matmul(fn[i], fn[i].T, out=an[i])
+    return A
+
+
 def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = False,
          chunk_size: int | None = None):
     """LOST object discovery for a batch of images (the method of protocol.md, section (ii)).
@@ -263,7 +286,7 @@ def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = 
         f = feats[start:start + int(chunk_size)]
         c = f.shape[0]
         rows = torch.arange(c, device=dev)
-        A = torch.bmm(f, f.transpose(1, 2))  # (c, N, N)
+        A = _gram(f)  # (c, N, N)
         # degree = #{j : A_ij > 0}, self included (counted in int32: N < 2**31)
         deg = (A > 0).view(torch.uint8).sum(dim=2, dtype=torch.int32)
         order = torch.sort(deg, dim=1, stable=True).indices[:, :kk]  # ties: lowest index first

@@ -1,0 +1,63 @@
+"""benchmarks/run_all.py on tiny sizes: the table's structure, not its timings."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_common  # noqa: E402
+import run_all  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    out = run_all.main(["--tiny", "--out", str(tmp_path_factory.mktemp("bench"))])
+    return json.loads((out / "benchmarks.json").read_text()), (out / "benchmarks.md").read_text()
+
+
+def test_every_stage_and_kernel_has_a_row(table):
+    data, _ = table
+    pairs = {(r["group"], r["path"], r["bound"]) for r in data["rows"]}
+    assert ("prune stage", "train.train (50 % pruned, 1 epoch)", "fwd+bwd+step loop") in pairs
+    assert ("study stage", "features.extract", "forward loop") in pairs
+    assert ("study stage", "attribution gradcam", "fwd+bwd loop") in pairs
+    for metric in ("relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"):
+        assert ("kernel", metric, "per-image reference") in pairs
+        assert any(g == "kernel" and p == metric and b.startswith("bandwidth roof") for g, p, b in pairs)
+    lost_bounds = {b for g, p, b in pairs if p == "lost"}
+    assert {"per-image reference", "SYRK roof (Gram products alone)", "GEMM roof (SYRK FLOPs)"} <= lost_bounds
+
+
+def test_ratios_are_finite_positive_and_consistent(table):
+    data, _ = table
+    for r in data["rows"]:
+        assert set(r) == set(run_all.COLUMNS), r
+        for key in ("path_rate", "bound_rate", "ratio"):
+            assert math.isfinite(r[key]) and r[key] > 0, r
+        assert r["ratio"] == pytest.approx(r["path_rate"] / r["bound_rate"])
+    assert all(math.isfinite(v) and v > 0 for v in data["roofs"].values())
+
+
+def test_table_names_the_machine(table):
+    data, text = table
+    m = data["machine"]
+    assert m["cores"] >= 1 and m["torch_threads"] >= 1 and m["cpu"] and m["torch"]
+    assert m["profile"] == "tiny"
+    assert m["cpu"] in text and f"torch {m['torch']}" in text and f"{m['torch_threads']} torch threads" in text
+    # one Markdown row per JSON row, under a header of as many columns
+    body = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| group")]
+    assert len(body) == len(data["rows"])
+    assert all(ln.count("|") == len(run_all.COLUMNS) + 1 for ln in body)
+
+
+def test_side_by_side_interleaves_and_takes_medians():
+    calls = []
+    out = bench_common.side_by_side({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b"] * 4   # one warm-up round, then three interleaved rounds
+    assert set(out) == {"a", "b"} and all(v >= 0 for v in out.values())
+    with pytest.raises(ValueError, match="repeat"):
+        bench_common.side_by_side({"a": lambda: None}, 0)
