@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sparsevis import book, distributed, plan, studies
+from sparsevis import book, distributed, plan, selfcheck, studies
 from sparsevis.config import PROFILES, STAGES, TRACKS, get_profile
 from sparsevis.data import mvh
 from sparsevis.importer import import_checkpoints, imported_run
@@ -77,6 +77,15 @@ def cmd_import_checkpoints(args) -> None:
           f"or `python -m sparsevis study <stage> --checkpoints {out}`", flush=True)
 
 
+def cmd_selfcheck(args) -> None:
+    report = selfcheck.run(device=args.device, out=args.out)
+    for c in report["checks"]:
+        print(f"[sparsevis] selfcheck {c['name']}: {c['status']}" + (f" ({c['reason']})" if c.get("reason") else ""),
+              flush=True)
+    if not report["ok"]:
+        raise SystemExit(f"sparsevis: error: a self-check failed; see {args.out}")
+
+
 def cmd_fetch_weights(args) -> None:
     print(f"[sparsevis] MobileNetV2 ImageNet weights: {ensure_mobilenet_v2()}")
 
@@ -147,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="all", help="prunable set the sparsity is read over (default all)")
     p.add_argument("--num-classes", type=int, help="classifier size when it is not the architecture's default")
     p.set_defaults(func=cmd_import_checkpoints)
+    p = sub.add_parser("selfcheck", help="check a device against the CPU (minutes); writes a JSON report")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N'")
+    p.add_argument("--out", default="selfcheck.json", help="the report's path")
+    p.set_defaults(func=cmd_selfcheck)
     p = sub.add_parser("fetch-weights", help="place torchvision's MobileNetV2 ImageNet checkpoint in torch's cache")
     p.set_defaults(func=cmd_fetch_weights)
     p = sub.add_parser("fetch-data", help="download model-vs-human datasets into $SPARSEVIS_DATA_DIR (online)")

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from sparsevis import distributed, models, prune, provenance, results, tracks
 from sparsevis.config import PruneRun
-from sparsevis.fileio import atomic_write_json, atomic_write_text, sha256_file
-from sparsevis.runtime import resolve_device, seed_everything
+from sparsevis.fileio import atomic_write_json, atomic_write_text, remove_stale_temp_files, sha256_file
+from sparsevis.runtime import seed_everything
 from sparsevis.stats import bootstrap_ci
 from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key
 from sparsevis.train import predict, recalibrate_bn, train
@@ -119,7 +119,7 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
     """
     if run.method == "imported":
         raise ValueError(f"{run.label}: an imported series is registered by import-checkpoints, not trained")
-    device = resolve_device(device)
+    device = distributed.process_device(device)   # under torchrun: this rank's own GPU
     out = run_dir(run, store)
     if retrain and out.exists() and distributed.is_main():
         shutil.move(str(out), f"{out}.superseded-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -135,6 +135,7 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
     main = distributed.is_main()   # under torchrun rank 0 writes; the others wait at barriers
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out)   # what a killed writer left
         record = lineage(out)
         if record.get("data") not in (None, data.digest):
             log.warning("%s: the training data changed since this run started (digest %s, now %s)",
@@ -151,7 +152,7 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
     for k, target in bar:
         ckpt = out / f"iter-{k:02d}.pt"
         if ckpt.exists():
-            parent = prune.read(ckpt)["sha256"]
+            parent = prune.read(ckpt, expect={"run_id": rid, "arch": run.arch})["sha256"]
             continue
         bar.set_postfix(sparsity=f"{target:.3f}")
         model = _make_iteration(run, data, k, target, out, device)
@@ -182,7 +183,7 @@ def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float
             model = models.create(run.arch, num_classes=data.num_classes, weights=run.weights)
             cfg = run.train
         else:
-            model = prune.load(out / f"iter-{k - 1:02d}.pt")
+            model = prune.load(out / f"iter-{k - 1:02d}.pt", expect={"run_id": series_key(run), "arch": run.arch})
             if run.method == "imp":
                 prune.global_magnitude(model, target, preset=run.preset)
             else:

@@ -4,8 +4,8 @@ Resumable at epoch granularity: after each epoch the model, masks, optimizer, sc
 scaler and weight average are written atomically to ``state_path``; the data order and
 augmentation (mixup/cutmix included) of epoch ``e`` depend only on ``(seed, e)``, so a run
 killed at any moment and resumed ends bit-identical (on the CPU) to an uninterrupted one.
-Pruned weights stay zero through training (:func:`sparsevis.prune.enforce`), in the weight
-average too. Under ``torchrun`` the model is wrapped in DDP and each rank takes its shard of
+Pruned weights stay zero through training (the masks hold under any optimizer, see
+:mod:`sparsevis.prune.masks`), in the weight average too. Under ``torchrun`` the model is wrapped in DDP and each rank takes its shard of
 every epoch; buffers (the masks among them) are not re-sent each step, BatchNorm statistics
 are averaged over the ranks once per epoch.
 
@@ -20,7 +20,6 @@ not (yet) have are read with defaults that switch them off (:data:`OPTIONAL_DEFA
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,7 +261,6 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.
         model, device_ids=[device.index] if device.type == "cuda" else None,
         broadcast_buffers=False) if world > 1 else model
     opt = _optimizer(model, cfg)
-    prune.enforce(opt, model)
     steps = data.n_batches(batch_size)
     sched = _schedule(opt, cfg, steps)
     scaler = prec.grad_scaler(precision, device)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from sparsevis import prune, provenance, results, tracks
 from sparsevis.config import PruneRun, get_profile
 from sparsevis.features import is_cnn
-from sparsevis.fileio import atomic_torch_save, atomic_write_text, stable_hash
+from sparsevis.fileio import atomic_torch_save, atomic_write_text, remove_stale_temp_files, stable_hash
 from sparsevis.runner import ensure_series
 from sparsevis.runtime import resolve_device
 from sparsevis.store import Series, runs_dir
@@ -70,6 +70,7 @@ def run_study(study: ModuleType, run: PruneRun, profile: str, device: str = "aut
     if (out / "DONE").exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out)   # what a killed writer left
     context: dict = {}
     for ckpt, digest in tqdm(list(zip(series.checkpoints, series.hashes)), desc=f"{stage} {series.label}"):
         part, items, examples = (out / f"{ckpt.stem}.csv", out / f"{ckpt.stem}.items.csv.gz",
@@ -80,7 +81,7 @@ def run_study(study: ModuleType, run: PruneRun, profile: str, device: str = "aut
         if done:   # the dense checkpoint's decisions are what the later ones are compared with
             context["dense"] = torch.load(examples, weights_only=False).get("decisions")
             continue
-        model = prune.load(ckpt).to(device).eval()
+        model = prune.load(ckpt, expect={"arch": run.arch}).to(device).eval()
         if model.sparsevis_checkpoint["sha256"] != digest:
             raise ValueError(f"{ckpt}: its content hash changed since the study started; rerun")
         if is_cnn(model):   # faster convolutions for attribution's backward passes too (1.25x on a CPU)
