@@ -239,11 +239,14 @@ class WeightAverage:
 
 
 def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.device,
-          state_path: str | Path | None = None, desc: str = "train", channels_last: bool = True) -> dict:
+          state_path: str | Path | None = None, desc: str = "train", channels_last: bool | None = None) -> dict:
     """Train ``model`` in place for ``cfg.epochs``; resume from ``state_path`` if it exists.
 
     Returns ``{"train_loss": [mean loss per epoch], "precision": the precision used}``.
-    ``channels_last``: CNNs in channels-last memory format while training (restored after).
+    ``channels_last``: CNNs in channels-last memory format while training (restored after);
+    None: on CUDA only. On the CPU, torch 2.14's channels-last backward crashed the process
+    (SIGSEGV/SIGABRT, not an exception) for sv_resnet_s at 128-224 px and batch 4, while it ran
+    at 64 px and was 35 % faster there: too unpredictable for a default that may kill a book build.
     """
     device = distributed.process_device(device)
     precision = prec.resolve(option(cfg, "precision") or ("auto" if cfg.amp else "fp32"), device)
@@ -253,7 +256,7 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.
         raise ValueError(f"batch_size={cfg.batch_size} is the global batch; it must be divisible by "
                          f"the number of processes ({world})")
     batch_size = cfg.batch_size // world   # per process: the recipe's global batch on any world size
-    to_cl = channels_last and is_cnn(model)
+    to_cl = (device.type == "cuda" if channels_last is None else channels_last) and is_cnn(model)
     if to_cl:
         model.to(memory_format=torch.channels_last)
     # masks are buffers that never change while training: no per-step broadcast of buffers

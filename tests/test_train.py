@@ -52,7 +52,7 @@ def test_channels_last_same_loss_as_contiguous():
     conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     conv.register_forward_pre_hook(
         lambda m, args: formats.append(args[0].is_contiguous(memory_format=torch.channels_last)))
-    cl = T.train(model, Batches(xs, ys), cfg, seed=0, device=CPU)
+    cl = T.train(model, Batches(xs, ys), cfg, seed=0, device=CPU, channels_last=True)
     assert formats[-2:] == [True, True]   # the two training steps (is_cnn may probe the model first)
     assert all(p.is_contiguous() for p in model.parameters())   # restored after training
     ref_model = _resnet()
