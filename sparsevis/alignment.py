@@ -42,18 +42,13 @@ import torch
 
 from .data import imagenet16
 from .fileio import atomic_write_text
-from .metrics import accuracy_difference, error_consistency, observed_consistency, shape_bias
-from .metrics.base import MetricInfo
+from .metrics import accuracy, accuracy_difference, error_consistency, observed_consistency, shape_bias
 from .stats import bootstrap_ci, bootstrap_ci_paired
 
 __all__ = [
-    "ACCURACY", "model_decisions", "human_reference", "compare_to_humans", "write_raw_csv",
+    "model_decisions", "human_reference", "compare_to_humans", "write_raw_csv",
     "raw_csv_path", "imagenet16_mapping", "softmax_mapping",
 ]
-
-#: 16-class accuracy; not in :data:`sparsevis.metrics.REGISTRY` (it is no kernel of its own).
-ACCURACY = MetricInfo("accuracy", True, (0.0, 1.0),
-                      "16-class accuracy, Geirhos et al. 2021 (model-vs-human)")
 
 HUMAN_REFERENCE_COLUMNS = ("dataset", "condition", "metric", "subj", "other", "value", "n")
 COMPARISON_COLUMNS = ("dataset", "condition", "metric", "against", "subj", "value", "ci_low", "ci_high",
@@ -392,7 +387,7 @@ def compare_to_humans(decisions: pd.DataFrame, trials: pd.DataFrame, reference: 
             r = bootstrap_ci(model_correct.astype(np.float64), n_boot=n_boot, ci=ci, seed=seed)
             add(ds, cond, "accuracy", "model", "", r.estimate, n_img, 0, r.low, r.high)
         else:
-            add(ds, cond, "accuracy", "model", "", model_correct.mean(), n_img, 0)
+            add(ds, cond, "accuracy", "model", "", accuracy(model_correct), n_img, 0)
         if "texture" in per_img.columns and per_img["texture"].notna().all():
             texture = per_img["texture"].astype(str).to_numpy(dtype=object)
             est, lo, hi = boot(model_dec, category, texture, statistic=shape_bias)
