@@ -42,18 +42,14 @@ import torch
 
 from .data import imagenet16
 from .fileio import atomic_write_text
-from .metrics import accuracy_difference, error_consistency, observed_consistency, shape_bias
-from .metrics.base import MetricInfo
+from .metrics import accuracy, accuracy_difference, error_consistency, observed_consistency, shape_bias
 from .stats import bootstrap_ci, bootstrap_ci_paired
 
 __all__ = [
-    "ACCURACY", "model_decisions", "human_reference", "compare_to_humans", "write_raw_csv",
+    "model_decisions", "human_reference", "compare_to_humans", "benchmark_aggregates", "EXCLUDED_CONDITIONS",
+    "write_raw_csv",
     "raw_csv_path", "imagenet16_mapping", "softmax_mapping",
 ]
-
-#: 16-class accuracy; not in :data:`sparsevis.metrics.REGISTRY` (it is no kernel of its own).
-ACCURACY = MetricInfo("accuracy", True, (0.0, 1.0),
-                      "16-class accuracy, Geirhos et al. 2021 (model-vs-human)")
 
 HUMAN_REFERENCE_COLUMNS = ("dataset", "condition", "metric", "subj", "other", "value", "n")
 COMPARISON_COLUMNS = ("dataset", "condition", "metric", "against", "subj", "value", "ci_low", "ci_high",
@@ -392,7 +388,7 @@ def compare_to_humans(decisions: pd.DataFrame, trials: pd.DataFrame, reference: 
             r = bootstrap_ci(model_correct.astype(np.float64), n_boot=n_boot, ci=ci, seed=seed)
             add(ds, cond, "accuracy", "model", "", r.estimate, n_img, 0, r.low, r.high)
         else:
-            add(ds, cond, "accuracy", "model", "", model_correct.mean(), n_img, 0)
+            add(ds, cond, "accuracy", "model", "", accuracy(model_correct), n_img, 0)
         if "texture" in per_img.columns and per_img["texture"].notna().all():
             texture = per_img["texture"].astype(str).to_numpy(dtype=object)
             est, lo, hi = boot(model_dec, category, texture, statistic=shape_bias)
@@ -422,23 +418,104 @@ def compare_to_humans(decisions: pd.DataFrame, trials: pd.DataFrame, reference: 
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
+# ----------------------------------------------------------------------------- benchmark aggregates
+#: Conditions model-vs-human leaves out of its benchmark numbers (``EXCLUDE_CONDITIONS`` in
+#: ``modelvshuman/plotting/plot.py``): control conditions without the manipulation (e.g. 100 %
+#: contrast, colour images of the colour experiment) and those where mean human accuracy is
+#: below 0.2, so that consistency is not meaningful. Datasets not listed keep every condition.
+EXCLUDED_CONDITIONS: dict[str, tuple[str, ...]] = {
+    "colour": ("cr",),
+    "contrast": ("c100", "c03", "c01"),
+    "high-pass": ("inf", "0.55", "0.45", "0.4"),
+    "low-pass": ("0", "15", "40"),
+    "phase-scrambling": ("0", "150", "180"),
+    "power-equalisation": ("0",),
+    "false-colour": ("True",),
+    "rotation": ("0",),
+    "eidolonI": ("1-10-10", "64-10-10", "128-10-10"),
+    "eidolonII": ("1-3-10", "32-3-10", "64-3-10", "128-3-10"),
+    "eidolonIII": ("1-0-10", "16-0-10", "32-0-10", "64-0-10", "128-0-10"),
+    "uniform-noise": ("0.0", "0.6", "0.9"),
+}
+#: ``condition`` of the aggregate rows; ``dataset`` ``"all"`` holds the means over datasets.
+BENCHMARK = "benchmark"
+_HUMANLIKE = ("accuracy_difference", "observed_consistency", "error_consistency")
+
+
+def benchmark_aggregates(comparison: pd.DataFrame) -> pd.DataFrame:
+    """model-vs-human's benchmark numbers from the per-condition rows of :func:`compare_to_humans`.
+
+    The toolbox first drops :data:`EXCLUDED_CONDITIONS`, then, per dataset (rows with
+    ``condition="benchmark"``):
+
+    - ``accuracy`` (against="model"): pooled over the trials of the kept conditions, i.e. the
+      per-condition accuracies weighted by their ``n``;
+    - ``accuracy_difference``, ``observed_consistency``, ``error_consistency``
+      (against="humans", subj="mean"): per observer the mean over the kept conditions, then the
+      mean over observers (the order of its ``format_benchmark_df``); from the per-observer
+      rows, so ``compare_to_humans(..., per_observer=True)`` is needed for these; observers
+      or conditions with an undefined value (NaN kappa) are left out of the means.
+
+    and over datasets (``dataset="all"``): the plain mean of each dataset's value (the "OOD
+    accuracy" of its benchmark table for accuracy). ``n``: trials (accuracy) or datasets /
+    conditions averaged; ``n_observers``: observers averaged; CIs are NaN. Columns as
+    :data:`COMPARISON_COLUMNS`. Shape bias and comparisons with a reference model have no
+    benchmark aggregate and are not returned.
+    """
+    missing = [c for c in COMPARISON_COLUMNS if c not in comparison.columns]
+    if missing:
+        raise ValueError(f"comparison: missing column(s) {missing}; expected the table from compare_to_humans()")
+    excluded = comparison.apply(lambda r: str(r["condition"]) in EXCLUDED_CONDITIONS.get(r["dataset"], ()), axis=1) \
+        if len(comparison) else pd.Series([], dtype=bool)
+    kept = comparison[~excluded.to_numpy(dtype=bool)]
+    rows = []
+
+    def add(ds, metric, against, value, n, n_obs):
+        rows.append(dict(dataset=ds, condition=BENCHMARK, metric=metric, against=against,
+                         subj="mean" if against == "humans" else "", value=float(value), ci_low=np.nan,
+                         ci_high=np.nan, n=int(n), n_observers=int(n_obs)))
+
+    for ds in dict.fromkeys(kept["dataset"]):
+        g = kept[kept["dataset"] == ds]
+        acc = g[(g["metric"] == "accuracy") & (g["against"] == "model")]
+        if len(acc):
+            add(ds, "accuracy", "model", np.average(acc["value"], weights=acc["n"]), acc["n"].sum(), 0)
+        for metric in _HUMANLIKE:
+            per = g[(g["metric"] == metric) & (g["against"] == "humans") & (g["subj"] != "mean")]
+            if not len(per) and ((g["metric"] == metric) & (g["against"] == "humans")).any():
+                raise ValueError(f"comparison: no per-observer {metric} rows for {ds}; run "
+                                 f"compare_to_humans(..., per_observer=True)")
+            by_obs = per.groupby("subj")["value"].mean().dropna()   # conditions, then observers
+            if len(by_obs):
+                add(ds, metric, "humans", by_obs.mean(), per["condition"].nunique(), len(by_obs))
+    agg = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    for (metric, against), g in agg.groupby(["metric", "against"], sort=False):
+        add("all", metric, against, g["value"].mean(), len(g), g["n_observers"].max())
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
 # ----------------------------------------------------------------------------- raw-data CSV
-def raw_csv_path(out_dir: str | os.PathLike, dataset: str, model_id: str) -> Path:
-    """``<out_dir>/<dataset>/<dataset>_<model-id>_session-1.csv`` (model-vs-human's naming: the
-    model id with '_' replaced by '-')."""
+def raw_csv_path(out_dir: str | os.PathLike, dataset: str, model_id: str, session: int = 1) -> Path:
+    """``<out_dir>/<dataset>/<dataset>_<model-id>_session-<session>.csv`` (model-vs-human's
+    naming: the model id with '_' replaced by '-')."""
     safe = str(model_id).replace("_", "-").replace("/", "-").replace(os.sep, "-")
-    return Path(out_dir) / dataset / f"{dataset}_{safe}_session-1.csv"
+    return Path(out_dir) / dataset / f"{dataset}_{safe}_session-{int(session)}.csv"
 
 
 def write_raw_csv(decisions: pd.DataFrame, model_id: str, out_dir: str | os.PathLike,
                   dataset: str | None = None) -> list[Path]:
-    """Write a model's decisions in model-vs-human's raw-data CSV schema, one file per dataset.
+    """Write a model's decisions in model-vs-human's raw-data CSV schema, one file per dataset
+    and session, as its ``ResultPrinter`` does.
 
     Columns ``subj, session, trial, rt, object_response, category, condition, imagename`` with
-    subj = ``model_id``, session 1, trial 1..N in image order, rt NaN, object_response = the
-    decision, imagename = the stimulus file name (``filename``, else ``image``). Written
-    atomically to :func:`raw_csv_path`; the files can be read back with
-    ``mvh.load_trials(dataset, raw_dir=<out_dir>/<dataset>)``. Returns the paths written.
+    subj = ``model_id``, session = the image's session (``session`` column, else 1; the
+    parametric datasets have several), trial 1..N in image order within each session file, rt
+    NaN, object_response = the decision, imagename = the stimulus file name (``filename``, else
+    ``image``). condition is the decisions' (``"0"`` on edge / silhouette / cue-conflict, as
+    in the human files; the toolbox writes "NaN" there and never reads it). Written atomically
+    to :func:`raw_csv_path`, lines ending in "\\n" like the human files; the files can be
+    read back with ``mvh.load_trials(dataset, raw_dir=<out_dir>/<dataset>)``. Returns the
+    paths written.
     """
     import csv
     import io
@@ -457,14 +534,17 @@ def write_raw_csv(decisions: pd.DataFrame, model_id: str, out_dir: str | os.Path
         raise ValueError(f"decisions: missing column(s) {need}; expected the table from model_decisions()")
     name_col = "filename" if "filename" in d.columns else "image"
     paths = []
+    sessions = d["session"].astype(int) if "session" in d.columns else pd.Series(1, index=d.index)
     for ds in sorted(d["dataset"].astype(str).unique()):
-        g = d[d["dataset"] == ds].sort_values("index", kind="stable")
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename"])
-        for t, (_, r) in enumerate(g.iterrows(), start=1):
-            w.writerow([model_id, 1, t, "NaN", r["decision"], r["category"], r["condition"], r[name_col]])
-        path = raw_csv_path(out_dir, ds, model_id)
-        atomic_write_text(path, buf.getvalue())
-        paths.append(path)
+        for session in sorted(sessions[d["dataset"] == ds].unique()):
+            g = d[(d["dataset"] == ds) & (sessions == session)].sort_values("index", kind="stable")
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename"])
+            for t, (_, r) in enumerate(g.iterrows(), start=1):
+                w.writerow([model_id, int(session), t, "NaN", r["decision"], r["category"], r["condition"],
+                            r[name_col]])
+            path = raw_csv_path(out_dir, ds, model_id, session)
+            atomic_write_text(path, buf.getvalue())
+            paths.append(path)
     return paths

@@ -1,7 +1,9 @@
 """Plain per-image reference implementations of the metric kernels.
 
 Written for clarity, one image (or trial) at a time, and where possible by a different route
-than the batched kernels in ``sparsevis.metrics``; tests/test_metrics.py checks the kernels
+than the batched kernels in ``sparsevis.metrics``. A degenerate map (:func:`flat`: constant
+over the valid pixels, non-finite there, or without valid pixels) has NaN RMA and RRA and is
+a pointing-game miss; tests/test_metrics.py checks the kernels
 against them and benchmarks/bench_metrics.py times them.
 """
 from __future__ import annotations
@@ -21,11 +23,21 @@ def _per_image(maps, masks, valid):
     return zip(maps, masks, valid)
 
 
+def flat(r, v) -> bool:
+    """No spatial information: no valid pixel, a non-finite valid value, or a single value."""
+    values = r[v]
+    return values.size == 0 or not np.isfinite(values).all() or len(np.unique(values)) == 1
+
+
+def degenerate(maps, valid=None) -> np.ndarray:
+    maps = _np(maps)
+    return np.array([flat(r, v) for r, _, v in _per_image(maps, np.zeros(maps.shape, bool), valid)], dtype=bool)
+
+
 def rma(maps, masks, valid=None) -> np.ndarray:
     out = []
     for r, g, v in _per_image(maps, masks, valid):
-        total = r[v].sum()
-        out.append(r[v & g].sum() / total if total > 0 else np.nan)
+        out.append(np.nan if flat(r, v) else r[v & g].sum() / r[v].sum())
     return np.array(out)
 
 
@@ -35,7 +47,7 @@ def rra(maps, masks, valid=None) -> np.ndarray:
     out = []
     for r, g, v in _per_image(maps, masks, valid):
         k = (g & v).sum()
-        if k == 0:
+        if k == 0 or flat(r, v):
             out.append(np.nan)
             continue
         ranked = np.sort(r[v])
@@ -52,7 +64,7 @@ def rra_no_ties(maps, masks, valid=None) -> np.ndarray:
     for r, g, v in _per_image(maps, masks, valid):
         k = (g & v).sum()
         top = np.argsort(-r[v], kind="stable")[:k]
-        out.append(g[v][top].mean() if k else np.nan)
+        out.append(g[v][top].mean() if k and not flat(r, v) else np.nan)
     return np.array(out)
 
 
@@ -62,7 +74,7 @@ def pointing(maps, masks, valid=None, tolerance=0) -> np.ndarray:
         g = g & v
         if tolerance:
             g = scipy.ndimage.binary_dilation(g, structure=np.ones((2 * tolerance + 1,) * 2, dtype=bool))
-        if not v.any():
+        if flat(r, v):
             out.append(False)
             continue
         maxima = v & (r == r[v].max())

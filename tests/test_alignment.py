@@ -298,3 +298,80 @@ def test_write_raw_csv_roundtrip(tmp_path):
     assert back["rt"].isna().all() and (back["subj"] == "mobilenet_v2_s0.5").all()
     with pytest.raises(ValueError, match="decision"):
         al.write_raw_csv(dec.drop(columns=["decision"]), "m", out)
+
+
+# ---- model-vs-human benchmark aggregates ---------------------------------------------------
+
+def _cmp_rows(rows):
+    """A compare_to_humans-like table from (dataset, condition, metric, against, subj, value, n)."""
+    return pd.DataFrame([dict(dataset=d, condition=c, metric=m, against=a, subj=s, value=v, ci_low=np.nan,
+                              ci_high=np.nan, n=n, n_observers=0 if a == "model" else 1)
+                         for d, c, m, a, s, v, n in rows], columns=list(al.COMPARISON_COLUMNS))
+
+
+def test_benchmark_aggregates_hand_built():
+    rows = [
+        # contrast: c100 (control) and c01 (humans at chance) are excluded; c50 and c10 kept
+        ("contrast", "c100", "accuracy", "model", "", 1.0, 10),
+        ("contrast", "c50", "accuracy", "model", "", 0.8, 10),
+        ("contrast", "c10", "accuracy", "model", "", 0.5, 30),
+        ("contrast", "c01", "accuracy", "model", "", 0.0, 10),
+        ("contrast", "c50", "error_consistency", "humans", "s1", 0.2, 10),
+        ("contrast", "c50", "error_consistency", "humans", "s2", 0.4, 10),
+        ("contrast", "c10", "error_consistency", "humans", "s1", 0.6, 30),
+        ("contrast", "c10", "error_consistency", "humans", "s2", np.nan, 30),   # undefined kappa
+        ("contrast", "c10", "error_consistency", "humans", "mean", 0.6, 30),   # ignored: per observer
+        ("contrast", "c01", "error_consistency", "humans", "s1", -1.0, 10),
+        ("edge", "0", "accuracy", "model", "", 0.25, 160),                      # single condition
+        ("edge", "0", "error_consistency", "humans", "s1", 0.1, 160),
+        ("edge", "0", "shape_bias", "model", "", 0.3, 160),                     # no aggregate
+    ]
+    agg = al.benchmark_aggregates(_cmp_rows(rows))
+    assert list(agg.columns) == list(al.COMPARISON_COLUMNS) and (agg["condition"] == "benchmark").all()
+    get = lambda d, m: agg[(agg.dataset == d) & (agg.metric == m)].iloc[0]  # noqa: E731
+    acc = get("contrast", "accuracy")
+    assert acc["value"] == pytest.approx((0.8 * 10 + 0.5 * 30) / 40) and acc["n"] == 40   # pooled trials
+    ec = get("contrast", "error_consistency")
+    # s1: mean(0.2, 0.6) = 0.4; s2: mean(0.4) = 0.4 (NaN condition left out); over observers 0.4
+    assert ec["value"] == pytest.approx(0.4) and ec["n_observers"] == 2 and ec["subj"] == "mean"
+    assert get("edge", "accuracy")["value"] == pytest.approx(0.25)
+    assert get("all", "accuracy")["value"] == pytest.approx(((0.8 * 10 + 0.5 * 30) / 40 + 0.25) / 2)
+    assert get("all", "accuracy")["n"] == 2
+    assert get("all", "error_consistency")["value"] == pytest.approx((0.4 + 0.1) / 2)
+    assert "shape_bias" not in set(agg["metric"]) and agg["ci_low"].isna().all()
+
+
+def test_benchmark_aggregates_exclusions_match_model_vs_human():
+    assert set(al.EXCLUDED_CONDITIONS) == set(mvh.NOISE_DATASETS)
+    for ds, conds in al.EXCLUDED_CONDITIONS.items():
+        assert set(conds) <= set(mvh.CONDITIONS[ds]), ds
+    assert al.EXCLUDED_CONDITIONS["eidolonIII"] == ("1-0-10", "16-0-10", "32-0-10", "64-0-10", "128-0-10")
+    with pytest.raises(ValueError, match="per-observer error_consistency rows for edge"):
+        al.benchmark_aggregates(_cmp_rows([("edge", "0", "error_consistency", "humans", "mean", 0.1, 160)]))
+    with pytest.raises(ValueError, match="comparison: missing column"):
+        al.benchmark_aggregates(pd.DataFrame({"dataset": ["edge"]}))
+
+
+def test_benchmark_aggregates_on_compare_output():
+    trials = _toy_trials()
+    model = ["cat", "cat", "car", "bird", "bear", "knife"]
+    res = al.compare_to_humans(_decisions(model), trials, n_boot=0, progress=False)
+    agg = al.benchmark_aggregates(res)
+    one = agg[agg.dataset != "all"]
+    for metric in ("accuracy", "error_consistency", "observed_consistency", "accuracy_difference"):
+        want = res[(res.metric == metric) & (res.subj.isin(["", "mean"]))]["value"].iloc[0]
+        assert one[one.metric == metric]["value"].iloc[0] == pytest.approx(want), metric
+
+
+def test_write_raw_csv_one_file_per_session(tmp_path):
+    """model-vs-human's ResultPrinter: a file per session, trials numbered within each."""
+    dec = pd.DataFrame(dict(index=[0, 1, 2], dataset="contrast", session=[1, 2, 2], condition=["c50", "c10", "c50"],
+                            category=["cat", "dog", "car"], decision=["cat", "cat", "car"],
+                            filename=["0001_cop_dnn_c50_cat_00_x.png", "0001_cop_dnn_c10_dog_00_y.png",
+                                      "0002_cop_dnn_c50_car_00_z.png"]))
+    paths = al.write_raw_csv(dec, "resnet_50", tmp_path)
+    assert [p.name for p in paths] == ["contrast_resnet-50_session-1.csv", "contrast_resnet-50_session-2.csv"]
+    assert paths[1].read_text().splitlines() == [
+        "subj,session,trial,rt,object_response,category,condition,imagename",
+        "resnet_50,2,1,NaN,cat,dog,c10,0001_cop_dnn_c10_dog_00_y.png",
+        "resnet_50,2,2,NaN,car,car,c50,0002_cop_dnn_c50_car_00_z.png"]

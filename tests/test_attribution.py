@@ -13,7 +13,7 @@ from torch import nn
 from sparsevis import attribution as A
 from sparsevis import models
 
-MINMAX = {"gradcam", "guided_gradcam", "cls_attention", "rollout"}
+MINMAX = {"gradcam", "cls_attention", "rollout"}
 FAST = {"ig_smoothgrad": dict(n_steps=2)}
 
 
@@ -72,14 +72,61 @@ def _cases():
 
 # ------------------------------------------------------------------------------ registry
 def test_registry_metadata():
-    assert list(A.METHODS) == ["ig_smoothgrad", "gradcam", "guided_gradcam", "cls_attention", "rollout", "gradient"]
+    assert list(A.METHODS) == ["ig_smoothgrad", "gradcam", "guided_gradcam", "cls_attention", "gradient", "rollout"]
     assert {n for n, c in A.METHODS.items() if c.paper} == {"ig_smoothgrad", "gradcam", "guided_gradcam", "cls_attention"}
+    assert {n: c.label for n, c in A.METHODS.items()} == {
+        "ig_smoothgrad": "IG-SmoothGrad", "gradcam": "Grad-CAM", "guided_gradcam": "Guided Grad-CAM",
+        "cls_attention": "CLS attention", "gradient": "gradient", "rollout": "attention rollout"}
+    assert len({c.color for c in A.METHODS.values()}) == len(A.METHODS)
     assert A.methods_for("cnn") == ["ig_smoothgrad", "gradcam", "guided_gradcam", "gradient"]
     assert A.methods_for("vit", paper_only=True) == ["ig_smoothgrad", "gradcam", "cls_attention"]
     ig = A.METHODS["ig_smoothgrad"].defaults
     assert (ig["n_steps"], ig["nt_samples"], ig["stdevs"], ig["baseline"]) == (50, 2, 1.0, 0.0)
     table = A.describe()
     assert list(table["method"]) == list(A.METHODS) and table["pooling"].str.len().min() > 0
+    assert list(table["label"]) == [c.label for c in A.METHODS.values()]
+
+
+def test_registry_has_no_import_cycle():
+    """registry imports no module of the package; base and the methods import it (one way)."""
+    import ast
+    import inspect
+
+    from sparsevis.attribution import attention, base, cam, gradients, registry
+
+    def relative_imports(module):
+        tree = ast.parse(inspect.getsource(module))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0}
+
+    assert relative_imports(registry) == set()
+    assert "registry" in relative_imports(base)
+    assert all("registry" in relative_imports(m) for m in (attention, cam, gradients))
+
+
+def test_register_checks_metadata_and_orders_paper_first():
+    from sparsevis.attribution import registry
+
+    before = dict(A.METHODS)
+    try:
+        class Extension(A.Attribution):
+            name, label, color, pooling, reference = "zz_ext", "ext", "#123456", "none", "none"
+
+        class Paper(A.Attribution):
+            name, label, color, pooling, reference, paper = "zz_paper", "p", "#654321", "none", "none", True
+
+        registry.register(Extension)
+        registry.register(Paper)
+        names = list(A.METHODS)
+        assert names.index("zz_paper") < names.index("gradient") and names[-1] == "zz_ext"
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.register(type("Other", (Paper,), {}))
+        with pytest.raises(ValueError, match="color='blue'"):
+            registry.register(type("Blue", (Paper,), {"name": "zz_blue", "color": "blue"}))
+        with pytest.raises(ValueError, match="label must be a non-empty string"):
+            registry.register(type("NoLabel", (Paper,), {"name": "zz_nolabel", "label": ""}))
+    finally:
+        A.METHODS.clear()
+        A.METHODS.update(before)
 
 
 # ------------------------------------------------------------------------------ contract
@@ -205,10 +252,20 @@ def test_gradcam_and_guided_gradcam_known_answer():
         peak = divmod(int(cam.flatten().argmax()), 8)
         assert peak == ((2, 6) if t == 0 else (5, 1))
         # Guided Grad-CAM: no ReLU, so guided backprop is the plain gradient w_tc / 4096 per
-        # channel; times the nearest-upsampled cam, |.| summed over channels, min-max.
-        nearest = nn.functional.interpolate(cam[None], size=(64, 64), mode="nearest")[0]
-        torch.testing.assert_close(A.attribute("guided_gradcam", model, x, target=t), A.minmax(nearest),
-                                   atol=1e-5, rtol=0)
+        # channel; times the nearest-upsampled cam, squared and summed over channels, not
+        # normalised: R = (nearest cam / 64)^2 * sum_c (w_tc / 4096)^2.
+        nearest = nn.functional.interpolate(cam[None] / 64, size=(64, 64), mode="nearest")[0]
+        expected = nearest.pow(2) * (w[t] / 4096).pow(2).sum()
+        assert expected.amax() > 0
+        torch.testing.assert_close(A.attribute("guided_gradcam", model, x, target=t), expected,
+                                   atol=0, rtol=1e-4)
+
+
+def test_channel_energy_hand_built():
+    """sum_c a_c^2: the signs cancel neither in the sum nor in the ranking (sum_c |a_c| would
+    rank pixel 0 (|1|+|-2|+|2| = 5) above pixel 1 (0+3+|-1| = 4); squares give 9 and 10)."""
+    attr = torch.tensor([[1.0, 0.0], [-2.0, 3.0], [2.0, -1.0]]).reshape(1, 3, 1, 2)
+    torch.testing.assert_close(A.channel_energy(attr), torch.tensor([[[9.0, 10.0]]]))
 
 
 def test_minmax_degenerate_and_range():

@@ -68,10 +68,10 @@ def test_rma_known_values():
 
 
 def test_rma_void_mask_pixels_do_not_count():
-    maps = torch.ones(1, 2, 2)
+    maps = torch.tensor([[[1.0, 9.0], [2.0, 3.0]]])
     masks = torch.tensor([[[True, True], [False, False]]])
     valid = torch.tensor([[[True, False], [True, True]]])
-    close(M.relevance_mass_accuracy(maps, masks, valid), [1 / 3])
+    close(M.relevance_mass_accuracy(maps, masks, valid), [1 / 6])
 
 
 # ---- relevance rank accuracy -------------------------------------------------------------
@@ -96,13 +96,13 @@ def test_rra_hand_4x4():
     masks[:, 0, :] = True                                   # K = 4: the first row
     maps = torch.arange(16.0).flip(0).reshape(1, 4, 4).repeat(3, 1, 1)  # 15..0 in raster order
     maps[0, 0, 3] = 0.5      # top 4 are 15, 14, 13 (row 0) and 11 (row 1) -> 3/4
-    maps[1] = 0.0            # flat map -> chance level K / N = 4/16
+    maps[1] = 0.0            # flat map: degenerate -> NaN, not the chance level K / N = 4/16
     maps[2] = 0.0            # row 0: 1, 0, 0, 0; row 1: 1, 0.5, 0.5, 0
     maps[2, 0, 0] = maps[2, 1, 0] = 1.0
     maps[2, 1, 1] = maps[2, 1, 2] = 0.5
     # Image 2: the two 1.0 give one hit; the two 0.5 fill the other 2 slots, none in G;
     # three G pixels tie with 10 others at 0 for no slot -> 1/4.
-    close(M.relevance_rank_accuracy(maps, masks), [0.75, 0.25, 0.25])
+    close(M.relevance_rank_accuracy(maps, masks), [0.75, np.nan, 0.25])
     maps[2, 1, 2] = 0.0      # now one 0.5 slot and a 0-tie of 3 G + 10 others for 1 slot
     close(M.relevance_rank_accuracy(maps[2:], masks[2:]), [(1 + 3 / 13) / 4])
 
@@ -161,14 +161,79 @@ def test_pointing_rejects_bad_tolerance():
         M.pointing_game(torch.rand(1, 3, 3), torch.ones(1, 3, 3, dtype=torch.bool), tolerance=-1)
 
 
-def test_minus_inf_relevance_stays_apart_from_void_pixels():
+# ---- degenerate maps ---------------------------------------------------------------------
+
+def degenerate_case():
+    """One map per rule, each 3x3 with G = the left column; the last two are not degenerate."""
+    maps = torch.arange(9.0).reshape(1, 3, 3).repeat(9, 1, 1)
+    masks = torch.zeros(9, 3, 3, dtype=torch.bool)
+    masks[:, :, 0] = True
+    valid = torch.ones(9, 3, 3, dtype=torch.bool)
+    maps[0] = 0.0                              # all zeros (a Grad-CAM clipped everywhere)
+    maps[1] = 0.7                              # constant
+    maps[2, 1, 1] = torch.nan                  # NaN on a valid pixel
+    maps[3, 2, 2] = torch.inf                  # inf on a valid pixel
+    maps[4] = 0.5                              # constant on the valid pixels, ...
+    maps[4, 0, 0], valid[4, 0, 0] = 9.0, False  # ... its only other value on a void pixel
+    valid[5] = False                           # no valid pixel
+    maps[6, 0, 0] = -torch.inf                 # -inf counts as non-finite too
+    maps[7, 2, 2], valid[7, 2, 2] = torch.nan, False  # NaN on a void pixel only: fine
+    return maps, masks, valid                  # map 8: 0..8 in raster order
+
+
+def test_degenerate_maps_hand_built():
+    maps, masks, valid = degenerate_case()
+    want = [True] * 7 + [False, False]
+    assert M.degenerate(maps, valid).tolist() == want
+    assert_array_equal(ref.degenerate(maps, valid), want)
+    assert M.degenerate(torch.ones(1, 2, 2)).tolist() == [True]   # valid defaults to all pixels
+    # map 7 (void NaN): valid values 0..7 without 8, G = {0, 3, 6} of 8 pixels; map 8: G = {0, 3, 6}
+    rra = M.relevance_rank_accuracy(maps, masks, valid)
+    close(rra, [np.nan] * 7 + [1 / 3, 1 / 3])      # top 3 are 7, 5, 6 / 8, 7, 6: one in G each
+    assert M.pointing_game(maps, masks, valid).tolist() == [False] * 7 + [False, False]
+    maps[8, 1, 0] = 99.0                                        # maximum in G: a hit
+    assert M.pointing_game(maps, masks, valid).tolist()[-1] is True
+    assert M.pointing_game(maps, masks, valid, tolerance=1).tolist()[:7] == [False] * 7
+    nonneg = maps.clone()
+    nonneg[6, 0, 0] = torch.inf
+    close(M.relevance_mass_accuracy(nonneg, masks, valid), [np.nan] * 7 + [9 / 28, 105 / 132])
+
+
+def test_flat_map_is_no_hit_and_not_chance():
+    """The old behaviour: a flat map hit whenever G was non-empty and scored chance RRA."""
+    maps = torch.zeros(1, 4, 4)
+    masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+    masks[0, 0, 0] = True
+    assert M.pointing_game(maps, masks).tolist() == [False]
+    assert math.isnan(M.relevance_rank_accuracy(maps, masks)) and math.isnan(M.relevance_mass_accuracy(maps + 1, masks))
+
+
+def test_map_metrics_report_degenerate_share_and_n():
+    from sparsevis.stats import bootstrap_ci
+
+    maps, masks, valid = degenerate_case()
+    maps = maps.clamp(min=0).nan_to_num(nan=0.0, posinf=1.0)[[0, 1, 7, 8]]   # 2 flat, 2 not
+    out = M.map_metrics(maps, masks[:4], valid[[0, 1, 7, 8]])
+    assert list(out) == ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "degenerate_maps"]
+    assert out["degenerate_maps"].tolist() == [True, True, False, False]
+    assert float(out["degenerate_maps"].float().mean()) == 0.5
+    assert bootstrap_ci(out["relevance_mass_accuracy"].numpy(), n_boot=10).n == 2   # mean over the 2 defined
+    assert bootstrap_ci(out["pointing_game"].float().numpy(), n_boot=10).n == 4     # a miss still counts
+
+
+@pytest.mark.parametrize("tolerance", [0, 2])
+def test_cpu_chunks_equal_one_batch(monkeypatch, tolerance):
+    from sparsevis.metrics import base
+
     maps, masks, valid = random_batch(13)
-    maps[maps < 0.3] = -torch.inf           # e.g. log-relevance of zero pixels
-    maps[1] = -torch.inf                    # every pixel -inf: void ones must still not count
-    close(M.relevance_rank_accuracy(maps, masks, valid), ref.rra(maps, masks, valid))
-    for tolerance in (0, 2):
-        assert_array_equal(M.pointing_game(maps, masks, valid, tolerance=tolerance).numpy(),
-                           ref.pointing(maps, masks, valid, tolerance))
+    whole = [M.relevance_mass_accuracy(maps, masks, valid), M.relevance_rank_accuracy(maps, masks, valid),
+             M.pointing_game(maps, masks, valid, tolerance=tolerance), M.degenerate(maps, valid)]
+    monkeypatch.setattr(base, "CPU_CHUNK_PIXELS", 3 * 12 * 10 + 1)           # chunks of 3 images
+    chunks = [M.relevance_mass_accuracy(maps, masks, valid), M.relevance_rank_accuracy(maps, masks, valid),
+              M.pointing_game(maps, masks, valid, tolerance=tolerance), M.degenerate(maps, valid)]
+    for a, b in zip(whole, chunks):
+        close(a, b)
+    close(chunks[2], ref.pointing(maps, masks, valid, tolerance))
 
 
 # ---- boxes and CorLoc --------------------------------------------------------------------
@@ -369,10 +434,8 @@ def test_map_validation_messages():
         M.pointing_game(maps, maps > 0.5, valid=torch.ones(4, 8, 9, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"maps: expected a floating tensor of shape \(B,H,W\)"):
         M.relevance_mass_accuracy(maps[0], maps[0] > 0.5)
-    with pytest.raises(ValueError, match="maps: expected non-negative"):
+    with pytest.raises(ValueError, match="maps: expected non-negative values on the valid pixels"):
         M.relevance_mass_accuracy(maps - 0.5, maps > 0.5)
-    with pytest.raises(ValueError, match="maps: expected values without NaN"):
-        M.relevance_rank_accuracy(torch.full((1, 2, 2), float("nan")), torch.ones(1, 2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="maps: expected a torch.Tensor"):
         M.pointing_game(maps.tolist(), maps > 0.5)
 
@@ -383,18 +446,53 @@ def test_numpy_inputs_are_accepted():
 
 
 def test_registry_and_direction():
-    public = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "corloc",
-              "error_consistency", "observed_consistency", "accuracy_difference", "shape_bias",
-              "deletion_auc", "insertion_auc"]
-    assert sorted(M.REGISTRY) == sorted(public)
-    for name in public:
-        assert callable(getattr(M, name)) and M.REGISTRY[name].name == name
+    public = ["accuracy", "relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "degenerate_maps",
+              "deletion_auc", "insertion_auc", "corloc", "shape_bias", "accuracy_difference",
+              "observed_consistency", "error_consistency"]
+    assert list(M.REGISTRY) == public
+    for name, info in M.REGISTRY.items():
+        assert info.name == name and callable(info.kernel) and info.label and info.long_label
+    assert M.REGISTRY["degenerate_maps"].kernel is M.degenerate and M.accuracy([True, False, True]) == 2 / 3
     assert M.higher_is_better("relevance_rank_accuracy") and M.higher_is_better("error_consistency")
     assert not M.higher_is_better("deletion_auc") and not M.higher_is_better("accuracy_difference")
     assert M.REGISTRY["deletion_auc"].extension and not M.REGISTRY["corloc"].extension
+    assert M.REGISTRY["pointing_game"].extension                     # the notebooks call it one
     assert M.REGISTRY["error_consistency"].value_range == (-1.0, 1.0)
-    with pytest.raises(ValueError, match="unknown metric 'rma'; known: accuracy_difference, corloc"):
+    assert len({i.color for i in M.REGISTRY.values()}) == len(M.REGISTRY)   # one colour per metric
+    with pytest.raises(ValueError, match="unknown metric 'rma'; known: accuracy, accuracy_difference, corloc"):
         M.higher_is_better("rma")
+
+
+def test_for_study():
+    names = lambda study, **kw: [m.name for m in M.for_study(study, **kw)]  # noqa: E731
+    assert names("prune") == ["accuracy"]
+    assert names("interpretability", paper_only=True) == ["relevance_mass_accuracy", "relevance_rank_accuracy"]
+    assert names("interpretability") == ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game",
+                                         "degenerate_maps", "deletion_auc", "insertion_auc"]
+    assert names("discovery") == ["corloc"]
+    assert names("alignment") == ["accuracy", "shape_bias", "accuracy_difference", "observed_consistency",
+                                  "error_consistency"]
+    assert names("alignment", paper_only=True) == ["accuracy"]
+    with pytest.raises(ValueError, match="study: expected one of prune, interpretability, discovery, alignment, got 'human'"):
+        M.for_study("human")
+
+
+def test_scale_kinds():
+    """Signed or near-zero metrics compare with dense as a difference; a ratio needs a scale >= 0."""
+    scale = {n: i.scale for n, i in M.REGISTRY.items()}
+    assert scale["error_consistency"] == scale["accuracy_difference"] == "difference"
+    assert scale["relevance_mass_accuracy"] == scale["accuracy"] == "ratio"
+    assert all(i.value_range[0] >= 0 for i in M.REGISTRY.values() if i.scale == "ratio")
+    good = dict(name="x", studies=("prune",), higher_is_better=True, label="x", long_label="x", paper=False,
+                color="#000000", value_range=(0.0, 1.0), scale="ratio", inputs="correct", kernel=M.accuracy,
+                reference="")
+    M.MetricInfo(**good)
+    for bad, match in [(dict(value_range=(-1.0, 1.0)), "scale='ratio' needs a non-negative value_range"),
+                       (dict(scale="log"), "scale='log'"), (dict(studies=("prune", "human")), "studies="),
+                       (dict(studies=()), "studies="), (dict(inputs="images"), "inputs='images'"),
+                       (dict(color="red"), "color='red'")]:
+        with pytest.raises(ValueError, match=match):
+            M.MetricInfo(**{**good, **bad})
 
 
 @CUDA

@@ -12,6 +12,7 @@ from torch import nn
 from sparsevis.models import Surface
 
 from .base import Attribution, check_choice, minmax, upsample
+from .registry import register
 
 
 def attention_modules(surf: Surface) -> list[nn.Module]:
@@ -75,6 +76,7 @@ def _need_cls(method: Attribution) -> None:
                          "no prefix (CLS) token (num_prefix_tokens=0)")
 
 
+@register
 class ClsAttention(Attribution):
     """Last-block CLS attention summed over heads (paper method, ViT only).
 
@@ -85,6 +87,8 @@ class ClsAttention(Attribution):
     """
 
     name = "cls_attention"
+    label = "CLS attention"
+    color = "#029e73"
     paper = True
     kinds = ("vit",)
     pooling = "sum over heads, bilinear upsampling, min-max per image (constant -> zeros)"
@@ -102,6 +106,7 @@ class ClsAttention(Attribution):
         return minmax(upsample(att, x.shape[-2:]))
 
 
+@register
 class Rollout(Attribution):
     """Attention rollout (Abnar & Zuidema 2020) - an *extension beyond the paper* (ViT only).
 
@@ -114,6 +119,8 @@ class Rollout(Attribution):
     """
 
     name = "rollout"
+    label = "attention rollout"
+    color = "#ca9161"
     paper = False
     kinds = ("vit",)
     pooling = "CLS row over patches, bilinear upsampling, min-max per image (constant -> zeros)"

@@ -1,7 +1,8 @@
 """The small base every attribution method shares, and the pooling helpers.
 
-An :class:`Attribution` subclass declares its metadata as class attributes (``name``,
-``paper``, ``kinds``, ``pooling``, ``defaults``, ``reference``) and implements one method,
+An :class:`Attribution` subclass declares its metadata as class attributes (``name``, ``label``,
+``color``, ``paper``, ``kinds``, ``pooling``, ``defaults``, ``reference``), is decorated with
+:func:`sparsevis.attribution.registry.register`, and implements one method,
 ``_attribute(x, target) -> (b, H, W)``, for one chunk of images with the model in eval mode.
 The base class does everything else once: parameter and input checks, the target (the
 predicted class by default), chunking with a progress bar, eval mode, and the output contract
@@ -21,6 +22,8 @@ from tqdm.auto import tqdm
 
 from sparsevis import models
 
+from .registry import methods_for
+
 KINDS = ("cnn", "vit", "swin")
 
 
@@ -29,6 +32,8 @@ class Attribution:
 
     Class attributes (the registry's metadata):
       name       registry name, e.g. ``"gradcam"``
+      label      display name for legends and tables, e.g. ``"Grad-CAM"``
+      color      display colour (hex), the same on every page
       paper      True for the paper's methods, False for extensions beyond it
       kinds      model kinds supported (``surface(model).kind``: cnn / vit / swin)
       any_model  True when the method needs no surface: any module images -> logits works
@@ -38,6 +43,8 @@ class Attribution:
     """
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    color: ClassVar[str] = ""
     paper: ClassVar[bool] = False
     kinds: ClassVar[tuple[str, ...]] = ()
     any_model: ClassVar[bool] = False
@@ -77,8 +84,6 @@ class Attribution:
             raise ValueError(f"method {self.name!r} needs a model with a sparsevis surface "
                              f"(kinds {', '.join(self.kinds)}): {e}") from None
         if surf.kind not in self.kinds:
-            from .registry import methods_for
-
             raise ValueError(
                 f"method {self.name!r} does not support {models.arch_name(model)} (a {surf.kind} "
                 f"model); it supports kinds: {', '.join(self.kinds)}. Methods for a {surf.kind}: "
@@ -221,6 +226,16 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     span = hi - lo
     safe = torch.where(span == 0, torch.ones_like(span), span)
     return torch.where(span == 0, torch.zeros_like(maps), (maps - lo) / safe)   # NaN stays NaN
+
+
+def channel_energy(attr: torch.Tensor) -> torch.Tensor:
+    """Pool a per-colour-channel attribution (B, C, H, W) to (B, H, W) >= 0 as ``sum_c a_c**2``.
+
+    The squared L2 norm over the channels, the pooling the authors apply to every 3-channel map
+    (IG and Guided Grad-CAM; "l2-norm,sq" of Osman et al.'s evaluation code): sign-free and
+    dominated by the strongest channel.
+    """
+    return attr.pow(2).sum(dim=1)
 
 
 def upsample(cam: torch.Tensor, size: Sequence[int], mode: str = "bilinear") -> torch.Tensor:

@@ -7,7 +7,8 @@ import torch
 from captum.attr import GuidedBackprop, GuidedGradCam, LayerGradCam
 from torch import nn
 
-from .base import _leaf, Attribution, check_choice, minmax, upsample
+from .base import _leaf, Attribution, channel_energy, check_choice, minmax, upsample
+from .registry import register
 
 VIT_LAYERS = ("auto", "output", "attn_input")
 
@@ -31,6 +32,7 @@ def activation_and_grad(model: nn.Module, module: nn.Module, x: torch.Tensor,
     return act.detach(), grad
 
 
+@register
 class GradCam(Attribution):
     """Grad-CAM (Selvaraju et al. 2017), paper method.
 
@@ -54,6 +56,8 @@ class GradCam(Attribution):
     """
 
     name = "gradcam"
+    label = "Grad-CAM"
+    color = "#0173b2"
     paper = True
     kinds = ("cnn", "vit", "swin")
     pooling = "relu, bilinear upsampling, min-max per image (constant -> zeros)"
@@ -122,6 +126,7 @@ class _GuidedBackpropReLU6(GuidedBackprop):
             super()._register_hooks(module)
 
 
+@register
 class GuidedGradCamMethod(Attribution):
     """Guided Grad-CAM (Selvaraju et al. 2017), paper method, via captum (CNNs only).
 
@@ -129,19 +134,18 @@ class GuidedGradCamMethod(Attribution):
     (Springenberg et al. 2015; ReLU and ReLU6 gradients overridden) times the Grad-CAM of the
     last stage upsampled to the image (``interpolate_mode``, captum's default "nearest").
 
-    Pooling: the result is a signed pixel-level attribution per colour channel, like a
-    gradient, so it is pooled like one - absolute value summed over the channels, then min-max
-    normalised per image (constant -> zeros). The absolute value keeps the evidence of both
-    signs (a channel's sign says whether brightening or darkening it raises the logit, not
-    whether the pixel is relevant); summing, rather than IG's sum of squares, keeps the map
-    linear in the attribution as the Grad-CAM factor is. RMA and RRA are unchanged by the final
-    min-max scaling.
+    Pooling: the result is a signed attribution per colour channel, pooled as the authors pool
+    every 3-channel map (their evaluation code passes Guided Grad-CAM the same pooling as IG):
+    the squared L2 norm over the channels, ``R = sum_c a_c**2``, not normalised. (Min-max
+    would shift the map by its minimum and change RMA wherever that minimum is not 0.)
     """
 
     name = "guided_gradcam"
+    label = "Guided Grad-CAM"
+    color = "#d55e00"
     paper = True
     kinds = ("cnn",)
-    pooling = "absolute value summed over colour channels, min-max per image (constant -> zeros)"
+    pooling = "squared L2 norm over colour channels (sum_c a_c^2)"
     defaults = dict(interpolate_mode="nearest")
     reference = ("Selvaraju et al. Grad-CAM: visual explanations from deep networks via "
                  "gradient-based localization. ICCV 2017.")
@@ -156,4 +160,4 @@ class GuidedGradCamMethod(Attribution):
         with torch.enable_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
             attr = ggc.attribute(_leaf(x), target=target, interpolate_mode=self.params["interpolate_mode"])
-        return minmax(attr.abs().sum(dim=1))
+        return channel_energy(attr)

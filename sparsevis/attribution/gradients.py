@@ -7,9 +7,11 @@ from __future__ import annotations
 import torch
 from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 
-from .base import _leaf, KINDS, Attribution, check_choice, check_int, seeded
+from .base import _leaf, KINDS, Attribution, channel_energy, check_choice, check_int, seeded
+from .registry import register
 
 
+@register
 class IGSmoothGrad(Attribution):
     """Integrated Gradients inside SmoothGrad (paper method), via captum.
 
@@ -33,6 +35,8 @@ class IGSmoothGrad(Attribution):
     """
 
     name = "ig_smoothgrad"
+    label = "IG-SmoothGrad"
+    color = "#cc78bc"
     paper = True
     kinds = KINDS
     any_model = True
@@ -69,9 +73,10 @@ class IGSmoothGrad(Attribution):
                                 stdevs=float(p["stdevs"]), baselines=baseline, target=target,
                                 n_steps=p["n_steps"], method=p["integration"],
                                 internal_batch_size=internal)
-        return attr.pow(2).sum(dim=1)
+        return channel_energy(attr)
 
 
+@register
 class Gradient(Attribution):
     """Plain input gradients - an *extension beyond the paper* (sanity baseline).
 
@@ -80,6 +85,8 @@ class Gradient(Attribution):
     """
 
     name = "gradient"
+    label = "gradient"
+    color = "#56b4e9"
     paper = False
     kinds = KINDS
     any_model = True

@@ -1,21 +1,40 @@
-"""The registry of attribution methods and the one entry point the studies call."""
+"""The registry of attribution methods and the one entry point the studies call.
+
+Method classes register themselves with the :func:`register` decorator where they are defined;
+this module imports none of them (nor ``base``), so imports run one way: base <- registry <-
+method modules. Adding a method is one new module with one decorated class (and its import in
+the package ``__init__``).
+"""
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
 
-from .attention import ClsAttention, Rollout
-from .base import Attribution
-from .cam import GradCam, GuidedGradCamMethod
-from .gradients import Gradient, IGSmoothGrad
-
-METHODS: dict[str, type[Attribution]] = {cls.name: cls for cls in (
-    IGSmoothGrad, GradCam, GuidedGradCamMethod, ClsAttention,   # the paper's
-    Rollout, Gradient,                                          # extensions
-)}
+#: name -> method class; the paper's methods first, then the extensions, each group in
+#: registration order (the order of tables, legends and figure rows).
+METHODS: dict = {}
 
 
-def get_method(method: str) -> type[Attribution]:
+def register(cls):
+    """Class decorator: add an attribution method to :data:`METHODS` after checking its metadata."""
+    for attr in ("name", "label", "pooling", "reference"):
+        if not isinstance(getattr(cls, attr, None), str) or not getattr(cls, attr):
+            raise ValueError(f"attribution method {cls.__name__}: {attr} must be a non-empty string")
+    if not re.fullmatch(r"#[0-9a-f]{6}", str(getattr(cls, "color", ""))):
+        raise ValueError(f"attribution method {cls.name!r}: color={getattr(cls, 'color', None)!r}; "
+                         "expected '#rrggbb' (lower case)")
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"attribution method {cls.name!r} is registered twice "
+                         f"({METHODS[cls.name].__qualname__} and {cls.__qualname__})")
+    ordered = sorted([*(c for c in METHODS.values() if c is not cls), cls], key=lambda c: not c.paper)
+    METHODS.clear()
+    METHODS.update((c.name, c) for c in ordered)
+    return cls
+
+
+def get_method(method: str):
     """The class registered as ``method``; ValueError listing the accepted names otherwise."""
     try:
         return METHODS[method]
@@ -43,10 +62,10 @@ def attribute(method: str, model: nn.Module, images: torch.Tensor, target=None, 
 
 
 def describe():
-    """The registry as a pandas DataFrame: name, paper, kinds, pooling, defaults, reference."""
+    """The registry as a pandas DataFrame: name, label, paper, colour, kinds, pooling, defaults, reference."""
     import pandas as pd
 
-    return pd.DataFrame([dict(method=name, paper=cls.paper, kinds=", ".join(cls.kinds),
-                              any_model=cls.any_model, pooling=cls.pooling,
+    return pd.DataFrame([dict(method=name, label=cls.label, paper=cls.paper, color=cls.color,
+                              kinds=", ".join(cls.kinds), any_model=cls.any_model, pooling=cls.pooling,
                               defaults=dict(cls.defaults), reference=cls.reference)
                          for name, cls in METHODS.items()])

@@ -14,6 +14,9 @@ import copy
 import torch
 from torch import nn
 
+from .base import eval_mode, predicted
+from .registry import attribute
+
 INITS = ("reset", "normal")
 
 
@@ -97,9 +100,6 @@ def randomisation_check(method: str, model: nn.Module, images: torch.Tensor, tar
     ``init``, ``std`` and ``keep_masks`` to :func:`randomise`. Returns a float tensor (B,) on
     the images' device; NaN where either map is constant.
     """
-    from .base import eval_mode, predicted
-    from .registry import attribute
-
     if target is None:
         with eval_mode(model):
             target = predicted(model, images)

@@ -7,15 +7,6 @@ import torch
 
 from .base import MetricInfo, as_tensor
 
-INFO = MetricInfo(
-    name="corloc",
-    higher_is_better=True,
-    value_range=(0.0, 1.0),
-    reference="Simeoni et al. Localizing objects with self-supervised transformers and no labels "
-              "(LOST). BMVC 2021; CorLoc from Deselaers, Alexe, Ferrari, ECCV 2010.",
-)
-
-
 def _check_boxes(boxes, name: str, shape: str) -> torch.Tensor:
     boxes = as_tensor(boxes, name)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
@@ -73,3 +64,20 @@ def corloc(pred_boxes, gt_boxes: Sequence, iou: float = 0.5) -> float:
     """
     hits = corloc_hits(pred_boxes, gt_boxes, iou)
     return float(hits.float().mean()) if len(hits) else float("nan")
+
+
+INFO = MetricInfo(
+    name="corloc",
+    studies=("discovery",),
+    higher_is_better=True,
+    label="CorLoc",
+    long_label="CorLoc (IoU >= 0.5 with a ground-truth box)",
+    paper=True,
+    color="#d55e00",
+    value_range=(0.0, 1.0),
+    scale="ratio",
+    inputs="boxes",
+    kernel=corloc,
+    reference="Simeoni et al. Localizing objects with self-supervised transformers and no labels "
+              "(LOST). BMVC 2021; CorLoc from Deselaers, Alexe, Ferrari, ECCV 2010.",
+)

@@ -15,11 +15,6 @@ _GEIRHOS_2020 = ("Geirhos, Meding, Wichmann. Beyond accuracy: quantifying trial-
 _GEIRHOS_2021 = ("Geirhos et al. Partial success in closing the gap between human and machine "
                  "vision. NeurIPS 2021 (model-vs-human).")
 
-ERROR_CONSISTENCY = MetricInfo("error_consistency", True, (-1.0, 1.0), _GEIRHOS_2020)
-OBSERVED_CONSISTENCY = MetricInfo("observed_consistency", True, (0.0, 1.0), _GEIRHOS_2021)
-ACCURACY_DIFFERENCE = MetricInfo("accuracy_difference", False, (0.0, 1.0), _GEIRHOS_2021)
-
-
 def _pair(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     a = as_bool_vector(correct_a, "correct_a")
     b = as_bool_vector(correct_b, "correct_b")
@@ -60,3 +55,22 @@ def accuracy_difference(correct_a, correct_b) -> float:
     """
     a, b = _pair(correct_a, correct_b)
     return float((a.mean() - b.mean()) ** 2)
+
+
+# The human-likeness metrics of model-vs-human; the paper's scripts compute none of them.
+ERROR_CONSISTENCY = MetricInfo(
+    name="error_consistency", studies=("alignment",), higher_is_better=True,
+    label="error consistency", long_label="error consistency (Cohen's kappa)", paper=False,
+    color="#cc78bc", value_range=(-1.0, 1.0), scale="difference", inputs="correct_pair",
+    kernel=error_consistency, reference=_GEIRHOS_2020)
+OBSERVED_CONSISTENCY = MetricInfo(
+    name="observed_consistency", studies=("alignment",), higher_is_better=True,
+    label="observed consistency", long_label="observed consistency (trials both right or both wrong)",
+    paper=False, color="#56b4e9", value_range=(0.0, 1.0), scale="ratio", inputs="correct_pair",
+    kernel=observed_consistency, reference=_GEIRHOS_2021)
+# squared, 0 at equal accuracy: a ratio to the dense value would divide by ~0
+ACCURACY_DIFFERENCE = MetricInfo(
+    name="accuracy_difference", studies=("alignment",), higher_is_better=False,
+    label="accuracy difference", long_label="squared accuracy difference to the observers",
+    paper=False, color="#ca9161", value_range=(0.0, 1.0), scale="difference", inputs="correct_pair",
+    kernel=accuracy_difference, reference=_GEIRHOS_2021)

@@ -16,10 +16,6 @@ from .base import MetricInfo, as_tensor
 _RISE = ("Petsiuk, Das, Saenko. RISE: randomized input sampling for explanation of black-box "
          "models. BMVC 2018.")
 
-DELETION = MetricInfo("deletion_auc", False, (0.0, 1.0), _RISE, extension=True)
-INSERTION = MetricInfo("insertion_auc", True, (0.0, 1.0), _RISE, extension=True)
-
-
 def _perturbed_counts(steps: int, n_pixels: int, device) -> torch.Tensor:
     """Number of pixels perturbed after step s = 0..steps: floor(s * n_pixels / steps)."""
     return torch.arange(steps + 1, device=device) * n_pixels // steps
@@ -102,3 +98,14 @@ def insertion_auc(model, images, maps, target, steps: int = 50, baseline=0.0, ba
     the most relevant pixels come first). Arguments as :func:`perturbation_curve`."""
     curve = perturbation_curve(model, images, maps, target, "insertion", steps, baseline, batch_size, progress)
     return _auc(curve, maps.shape[-2] * maps.shape[-1])
+
+
+# deletion AUC can be near 0 (lower is better): compared with dense as a difference
+DELETION = MetricInfo(
+    name="deletion_auc", studies=("interpretability",), higher_is_better=False, label="deletion AUC",
+    long_label="area under the deletion curve", paper=False, color="#fbafe4", value_range=(0.0, 1.0),
+    scale="difference", inputs="model", kernel=deletion_auc, reference=_RISE)
+INSERTION = MetricInfo(
+    name="insertion_auc", studies=("interpretability",), higher_is_better=True, label="insertion AUC",
+    long_label="area under the insertion curve", paper=False, color="#8c564b", value_range=(0.0, 1.0),
+    scale="ratio", inputs="model", kernel=insertion_auc, reference=_RISE)

@@ -4,15 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import MetricInfo, check_maps_masks
-
-INFO = MetricInfo(
-    name="pointing_game",
-    higher_is_better=True,
-    value_range=(0.0, 1.0),
-    reference="Zhang, Bargal, Lin, Brandt, Shen, Sclaroff. Top-down neural attention by "
-              "excitation backprop. IJCV 126, 2018.",
-)
+from .base import MetricInfo, check_maps_masks, is_degenerate, per_chunk, valid_range
 
 
 def _dilate(mask: torch.Tensor, t: int) -> torch.Tensor:
@@ -28,23 +20,43 @@ def _dilate(mask: torch.Tensor, t: int) -> torch.Tensor:
 def pointing_game(maps, masks, valid=None, tolerance: int = 0) -> torch.Tensor:
     """Hit if the maximum of R over the valid pixels lies in G (or within ``tolerance`` of it).
 
-    maps: (B,H,W) float relevance (no NaN); masks: (B,H,W) bool G; valid: optional (B,H,W) bool,
-    False for void pixels (never the maximum, never part of G). Returns (B,) bool; the mean over
+    maps: (B,H,W) float relevance; masks: (B,H,W) bool G; valid: optional (B,H,W) bool, False
+    for void pixels (never the maximum, never part of G). Returns (B,) bool; the mean over
     images is the pointing accuracy.
 
-    Ties: a hit if ANY maximal valid pixel is in G (lenient: a flat map hits whenever G is
-    non-empty). ``tolerance`` t >= 0 grows G by a (2t+1) x (2t+1) square (a hit within
-    Chebyshev distance t); Zhang et al. count a hit within 15 px. An empty G or an image
-    without valid pixels is a miss.
+    Ties: a hit if ANY maximal valid pixel is in G. A :func:`~sparsevis.metrics.degenerate`
+    map (constant over the valid pixels - every pixel is then maximal - or non-finite there)
+    points nowhere and is a miss. ``tolerance`` t >= 0 grows G by a (2t+1) x (2t+1) square (a
+    hit within Chebyshev distance t); Zhang et al. count a hit within 15 px. An empty G or an
+    image without valid pixels is a miss.
     """
     maps, masks, valid = check_maps_masks(maps, masks, valid)
-    if not isinstance(tolerance, int) or tolerance < 0:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
         raise ValueError(f"tolerance: expected a non-negative int number of pixels, got {tolerance!r}")
+    return per_chunk(lambda m, g, v: _pointing(m, g, v, tolerance), maps, masks, valid)
+
+
+def _pointing(maps: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor, tolerance: int) -> torch.Tensor:
+    lo, hi = valid_range(maps, valid)
     g = masks & valid
     if tolerance > 0:
-        g = _dilate(g, tolerance)
-    # Void pixels become -inf: they can only tie with the maximum when every valid pixel is
-    # -inf, and then every valid pixel is maximal, so G decides alone, as it should.
-    r = maps.masked_fill(~valid, -torch.inf)
-    is_max = r == r.amax(dim=(1, 2), keepdim=True)
-    return (is_max & g).any(dim=(1, 2))
+        g = _dilate(g, tolerance) & valid   # the maximum must be a valid pixel's
+    hit = ((maps == hi.view(-1, 1, 1)) & g).flatten(1).any(dim=1)
+    return hit & ~is_degenerate(lo, hi, valid)
+
+
+INFO = MetricInfo(
+    name="pointing_game",
+    studies=("interpretability",),
+    higher_is_better=True,
+    label="pointing game",
+    long_label="pointing game accuracy",
+    paper=False,
+    color="#029e73",
+    value_range=(0.0, 1.0),
+    scale="ratio",
+    inputs="maps",
+    kernel=pointing_game,
+    reference="Zhang, Bargal, Lin, Brandt, Shen, Sclaroff. Top-down neural attention by "
+              "excitation backprop. IJCV 126, 2018.",
+)

@@ -6,15 +6,6 @@ import torch
 
 from .base import MetricInfo
 
-INFO = MetricInfo(
-    name="shape_bias",
-    higher_is_better=True,
-    value_range=(0.0, 1.0),
-    reference="Geirhos et al. ImageNet-trained CNNs are biased towards texture; increasing shape "
-              "bias improves accuracy and robustness. ICLR 2019.",
-)
-
-
 def _labels(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -47,3 +38,20 @@ def shape_bias(decisions, shape_labels, texture_labels) -> float:
     by_shape = int(np.sum((d == s) & conflict))
     by_texture = int(np.sum((d == t) & conflict))
     return by_shape / (by_shape + by_texture) if by_shape + by_texture else float("nan")
+
+
+INFO = MetricInfo(
+    name="shape_bias",
+    studies=("alignment",),
+    higher_is_better=True,
+    label="shape bias",
+    long_label="shape bias (cue-conflict)",
+    paper=False,
+    color="#7570b3",
+    value_range=(0.0, 1.0),
+    scale="ratio",
+    inputs="decisions",
+    kernel=shape_bias,
+    reference="Geirhos et al. ImageNet-trained CNNs are biased towards texture; increasing shape "
+              "bias improves accuracy and robustness. ICLR 2019.",
+)
