@@ -1,33 +1,48 @@
 """The live explorer: prune a model to any sparsity and watch its prediction, attribution map and
 LOST box change.
 
-Moving to sparsity ``s`` takes the run's nearest checkpoint at or below ``s``, loads it
-(:func:`sparsevis.prune.load`) and, when ``s`` is above the checkpoint's own sparsity, prunes it
-further with :func:`sparsevis.prune.global_magnitude` to exactly ``s`` over the checkpoint's
-prunable set (cumulative: the checkpoint's pruned weights stay pruned). There is **no
-retraining** (and no BatchNorm recalibration) between checkpoints: only the checkpoints
-themselves were retrained (synthetic track: learning-rate rewinding) or recalibrated.
+A series is either one of the profile's prune runs or a pretrained torchvision model
+(:data:`PRETRAINED`: ResNet-18/50, ViT-B/32, Swin-V2-T, MobileNetV2 with their ImageNet weights)
+on the model-vs-human edge stimuli (real images; the silhouette of the same name is the object
+mask). Moving to sparsity ``s`` takes the series' nearest checkpoint at or below ``s`` (a
+pretrained model has one: its dense weights), loads it (:func:`sparsevis.prune.load`) and, when
+``s`` is above the checkpoint's own sparsity, prunes it further with
+:func:`sparsevis.prune.global_magnitude` to exactly ``s`` over the checkpoint's prunable set
+(cumulative: the checkpoint's pruned weights stay pruned). There is **no retraining** (and no
+BatchNorm recalibration) between checkpoints: only a run's checkpoints themselves were retrained
+(synthetic track: learning-rate rewinding) or recalibrated. A pretrained model is pruned one-shot
+from its dense weights, so nothing trains before the first update.
+
+Pretrained weights come from torch's checkpoint cache (``torch.hub.get_dir()/checkpoints/<file>``,
+the file named as torchvision names it) or are downloaded when the machine is online; offline and
+missing, :func:`pretrained_weights` says which file to put where (:attr:`Weights.note`).
 
 The logic needs no browser::
 
-    ex = Explorer("tiny", "synthetic-sv_resnet_s-imp-s0", device="cpu")
+    ex = Explorer("tiny", "torchvision/mobilenet_v2")          # or a run: "synthetic-sv_resnet_s-imp-s0"
     out = ex.update(0.6, image_index=0, method="gradcam")
     out["prediction"], out["map"].shape, out["box"], out["sparsity"], out["seconds"]
     fig = ex.figure(out)                         # matplotlib: image, map, LOST box
 
-and :func:`widget` (or :meth:`Explorer.widget`) wraps it in ipywidgets (sparsity slider, run
-dropdown, image index, attribution method), drawing with matplotlib into an ``Output`` widget,
-so it runs in Jupyter and Colab alike.
+and :func:`widget` (or :meth:`Explorer.widget`) wraps it in ipywidgets (model picker, sparsity
+slider, image index, attribution method, the update's time). Each frame is a PNG set as the value
+of an ``ipywidgets.Image``: widget state, not output messages, so nothing is written into an
+``Output`` widget while a cell runs (under papermill, nbclient mirrors Output-widget output back
+to the kernel on the shell channel from its iopub handler, and a reply arriving around that send
+can leave the cell waiting for ever: jupyter/nbclient#312). It runs in Jupyter and Colab alike.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import json
+import os
+import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -38,8 +53,88 @@ from sparsevis.config import PruneRun, get_profile
 NO_RETRAINING = ("Between checkpoints the model is pruned further by global magnitude from the "
                  "nearest checkpoint at or below the chosen sparsity, with no retraining (and no "
                  "BatchNorm recalibration): only the checkpoints themselves were retrained.")
+ONE_SHOT = ("A pretrained model is pruned one-shot by global magnitude from its dense ImageNet "
+            "weights, with no retraining (and no BatchNorm recalibration).")
 DEFAULT_METHOD = "gradcam"
 MAX_SPARSITY = 0.99
+# Pretrained series: model name -> torchvision weights name (the ImageNet weights the real and
+# paper tracks start from)
+PRETRAINED = {
+    "torchvision/mobilenet_v2": "IMAGENET1K_V1",
+    "torchvision/resnet18": "IMAGENET1K_V1",
+    "torchvision/resnet50": "IMAGENET1K_V1",
+    "torchvision/vit_b_32": "IMAGENET1K_V1",
+    "torchvision/swin_v2_t": "IMAGENET1K_V1",
+}
+DEFAULT_MODEL = "torchvision/mobilenet_v2"    # its weights: python -m sparsevis fetch-weights
+PREVIEW_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)  # preview sparsities of a series with one checkpoint
+OFFLINE_ENV = "HF_HUB_OFFLINE"               # set (1/true/yes): no download is tried
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a pretrained model's weights are and whether they can be had.
+
+    file: torch's cache path as torchvision names it; cached: the file is there; online: it can
+    be downloaded now (``$HF_HUB_OFFLINE`` unset and the host answers)."""
+
+    name: str
+    weights: str
+    url: str
+    file: Path
+    cached: bool
+    online: bool
+
+    @property
+    def available(self) -> bool:
+        return self.cached or self.online
+
+    @property
+    def note(self) -> str:
+        """What is missing and how to get it ("" when available)."""
+        if self.available:
+            return ""
+        how = ("run `python -m sparsevis fetch-weights`, or download " if self.name == DEFAULT_MODEL
+               else "download ")
+        return (f"{self.name}: unavailable offline; its weights file {self.file.name} is not in "
+                f"torch's cache {self.file.parent}: {how}{self.url} into that folder (or run "
+                f"once online, where torchvision downloads it)")
+
+
+def _online(url: str, timeout: float = 2.0) -> bool:
+    if os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection((urlparse(url).hostname, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def pretrained_weights(name: str) -> Weights:
+    """The :class:`Weights` of a pretrained model (a key of :data:`PRETRAINED`)."""
+    import torchvision
+
+    from sparsevis.weights import checkpoint_path
+
+    if name not in PRETRAINED:
+        raise ValueError(f"model={name!r} is not a pretrained explorer model; expected one of "
+                         f"{', '.join(PRETRAINED)}")
+    enum = torchvision.models.get_model_weights(name.split("/")[-1])[PRETRAINED[name]]
+    file = checkpoint_path(Path(urlparse(enum.url).path).name)
+    cached = file.is_file()
+    return Weights(name, PRETRAINED[name], enum.url, file, cached, not cached and _online(enum.url))
+
+
+def default_series(profile: str) -> str:
+    """What the explorer shows first: :data:`DEFAULT_MODEL` (pretrained, nothing to train) when
+    its weights and the model-vs-human edge stimuli are at hand, else the profile's first run."""
+    from sparsevis.data import mvh
+
+    have_stimuli = all((mvh.mvh_root() / "datasets" / d).is_dir() for d in ("edge", "silhouette"))
+    if have_stimuli and pretrained_weights(DEFAULT_MODEL).available:
+        return DEFAULT_MODEL
+    return find_run(profile).label
 
 
 @dataclass(frozen=True)
@@ -79,23 +174,36 @@ def _checkpoint_info(path: Path, default_preset: str) -> CheckpointInfo:
                           meta.get("preset") or default_preset, meta.get("n_prunable"))
 
 
-class Explorer:
-    """Re-prune one prune run's checkpoints live (see the module docstring).
+def _base(out: dict) -> str:
+    """What an update was pruned from: the dense pretrained weights or a run's checkpoint."""
+    from sparsevis.plotting import format_sparsity
 
-    profile, run: which run (:func:`find_run`). device: where the model runs ("cpu" is the
-    interactive default: the synthetic models answer in well under a second there).
-    n_images: evaluation images to choose from (drawn as the studies draw theirs; on the
-    synthetic and real tracks the first ``n_images`` of the studies' images, on the paper
-    track a fixed seeded VOC subset of that size). prune_dir: the run's directory in the run store; None = run (or find
-    cached) the prune stage. cache: checkpoints kept loaded. method_params: attribution
-    parameters per method; None = what the profile's interpretability study used for this
-    track (so the explorer shows the study's maps). threads: torch CPU threads during an
-    update (restored afterwards); 1 by default: one image at a time gains little from more, and
-    on a shared machine one thread is several times faster than torch's default (measured:
-    MobileNetV2 Grad-CAM update 0.2 s vs. 7 s on 2 busy cores); None = torch's setting.
+    if out["pretrained"]:
+        return "dense pretrained weights"
+    ck = out["checkpoint"]
+    return f"checkpoint {ck['iteration']} ({format_sparsity(ck['sparsity'])})"
+
+
+class Explorer:
+    """Re-prune one series live (see the module docstring).
+
+    profile: the profile whose runs, images and attribution parameters are used. run: a
+    pretrained model (a key of :data:`PRETRAINED`, e.g. ``"torchvision/resnet50"``: its dense
+    ImageNet weights, pruned one-shot, on the edge stimuli) or a prune run of the profile
+    (:func:`find_run`; None: its first run). device: where the model runs ("auto": a GPU when
+    there is one). n_images: evaluation images to choose from (drawn as the studies draw theirs;
+    on the synthetic and real tracks the first ``n_images`` of the studies' images, on the paper
+    track a fixed seeded VOC subset of that size). prune_dir: the run's directory in the run
+    store; None = run (or find cached) the prune stage (not used for a pretrained model).
+    cache: checkpoints kept loaded. method_params: attribution parameters per method; None =
+    what the profile's interpretability study used for this track (so the explorer shows the
+    study's maps). threads: torch CPU threads during an update (restored afterwards); 1 by
+    default: one image at a time gains little from more, and on a shared machine one thread is
+    several times faster than torch's default (measured: MobileNetV2 Grad-CAM update 0.2 s vs.
+    7 s on 2 busy cores); None = torch's setting.
     """
 
-    def __init__(self, profile: str = "demo", run: str | PruneRun | None = None, device: str = "cpu",
+    def __init__(self, profile: str = "demo", run: str | PruneRun | None = None, device: str = "auto",
                  n_images: int = 8, prune_dir: str | Path | None = None, cache: int = 4,
                  method_params: dict | None = None, threads: int | None = 1):
         from sparsevis import studies
@@ -103,18 +211,30 @@ class Explorer:
         from sparsevis.runtime import resolve_device
 
         self.profile = profile
-        self.run = find_run(profile, run)
+        self.device = resolve_device(device)
         self.threads = threads
+        self.weights = None                           # a pretrained series: its Weights
+        if isinstance(run, str) and run in PRETRAINED:
+            self.weights = pretrained_weights(run)
+            if not self.weights.available:
+                raise FileNotFoundError(self.weights.note)
+            self.run = PruneRun("real", run, "oneshot", levels=(0.0,), weights=self.weights.weights)
+            self.label = run
+            self.prune_dir = None
+            self.run_id = self.weights.file.stem    # torchvision names the file by its content hash
+            self.checkpoints = [CheckpointInfo(self.weights.file, 0, 0.0, self.run.preset, None)]
+        else:
+            self.run = find_run(profile, run)
+            self.label = self.run.label
+            self.prune_dir = (Path(prune_dir) if prune_dir is not None
+                              else run_prune(self.run, device=str(self.device)))
+            self.checkpoints = [_checkpoint_info(p, self.run.preset) for p in checkpoints(self.prune_dir)]
+            if not self.checkpoints:
+                raise FileNotFoundError(f"{self.prune_dir}: no checkpoints (iter-NN.pt); run the prune stage first")
+            self.run_id = self.prune_dir.name.rsplit("-", 1)[-1]
         if method_params is None:
             method_params = studies.study_params("interpretability", profile, self.run.track).get("method_params", {})
         self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
-        self.label = self.run.label
-        self.device = resolve_device(device)
-        self.prune_dir = Path(prune_dir) if prune_dir is not None else run_prune(self.run, device=str(self.device))
-        self.checkpoints = [_checkpoint_info(p, self.run.preset) for p in checkpoints(self.prune_dir)]
-        if not self.checkpoints:
-            raise FileNotFoundError(f"{self.prune_dir}: no checkpoints (iter-NN.pt); run the prune stage first")
-        self.run_id = self.prune_dir.name.rsplit("-", 1)[-1]
         self.images = studies.study_images(self.run, n_images)
         self._models: OrderedDict[Path, torch.nn.Module] = OrderedDict()
         self._cache_size = max(1, int(cache))
@@ -140,6 +260,16 @@ class Explorer:
         """The checkpoints' realised sparsities, in iteration order."""
         return [c.sparsity for c in self.checkpoints]
 
+    def preview_sparsities(self) -> list[float]:
+        """Sparsities for a static preview: the checkpoints, the midpoints between them and one
+        halfway from the last to 1; a series with one checkpoint (a pretrained model):
+        :data:`PREVIEW_LADDER` from it on."""
+        s = self.sparsities
+        if len(s) == 1:
+            return [s[0]] + [x for x in PREVIEW_LADDER if x > s[0]]
+        mids = [(a + b) / 2 for a, b in zip(s, s[1:])]
+        return sorted({round(x, 4) for x in s + mids + [min(0.98, s[-1] + 0.5 * (1 - s[-1]))]})
+
     def checkpoint_for(self, sparsity: float) -> CheckpointInfo:
         """The checkpoint with the largest sparsity at or below ``sparsity`` (within one weight)."""
         s = self._check_sparsity(sparsity)
@@ -162,7 +292,11 @@ class Explorer:
         if ckpt.path in self._models:
             self._models.move_to_end(ckpt.path)
             return self._models[ckpt.path]
-        model = prune.load(ckpt.path).to(self.device).eval()
+        if self.weights is not None:   # from torch's cache, or downloaded (online) by torchvision
+            model = models.create(self.run.arch, weights=self.run.weights)
+        else:
+            model = prune.load(ckpt.path)
+        model = model.to(self.device).eval()
         self._models[ckpt.path] = model
         while len(self._models) > self._cache_size:
             self._models.popitem(last=False)
@@ -214,9 +348,10 @@ class Explorer:
         map (H, W) float32 >= 0 at the image size, box (4,) float pixels x1, y1, x2, y2 of
         LOST's prediction, seed_box (the seed patch in pixels), gt_boxes (n, 4), mask (H, W)
         bool, image (H, W, 3) uint8, sparsity (realised over the prunable set), requested,
-        checkpoint (iteration, sparsity, path), extra_pruned (sparsity added without
-        retraining), method, method_label (with its parameters when not the defaults), paper
-        (the method is one of the paper's), seconds (timings).
+        checkpoint (iteration, sparsity, path; a pretrained model's is its dense weights file),
+        extra_pruned (sparsity added without retraining), pretrained (a pretrained series),
+        device, method, method_label (with its parameters when not the defaults), paper (the
+        method is one of the paper's), seconds (timings).
         """
         with self._threads():
             return self._update(sparsity, image_index, method)
@@ -281,7 +416,8 @@ class Explorer:
             image_id=self.images.ids[image_index], image_index=int(image_index),
             sparsity=float(realised), requested=float(sparsity),
             checkpoint=dict(iteration=ckpt.iteration, sparsity=ckpt.sparsity, path=str(ckpt.path)),
-            extra_pruned=max(0.0, float(realised) - ckpt.sparsity),
+            extra_pruned=max(0.0, float(realised) - ckpt.sparsity), pretrained=self.weights is not None,
+            device=str(self.device),
             method=method, method_label=self.method_label(method),
             paper=bool(attribution.METHODS[method].paper),
             seconds=dict(prune=t1 - t0, predict=t2 - t1, attribution=t3 - t2, lost=t4 - t3, total=t4 - t0),
@@ -292,15 +428,13 @@ class Explorer:
         """One line of text for an update: sparsity, checkpoint, prediction, timing."""
         from sparsevis.plotting import format_sparsity
 
-        ck = out["checkpoint"]
-        how = (f"checkpoint {ck['iteration']} ({format_sparsity(ck['sparsity'])})"
-               + (f" + {format_sparsity(out['extra_pruned'])} pruned now, no retraining"
-                  if out["extra_pruned"] > 0 else ""))
+        how = (_base(out) + (f" + {format_sparsity(out['extra_pruned'])} pruned now, no retraining"
+                             if out["extra_pruned"] > 0 else ""))
         mark = ("" if out["correct"] is None else
                 ", correct" if out["correct"] else f", wrong, true: {out['label']}")
         return (f"sparsity {format_sparsity(out['sparsity'])} = {how} · prediction "
                 f"{out['prediction']} ({out['probability']:.2f}{mark}) · "
-                f"{out['seconds']['total']:.2f} s")
+                f"update {out['seconds']['total']:.2f} s on {out['device']}")
 
     def figure(self, out: dict, width: float = 7.5):
         """A matplotlib figure of one update: image with ground truth, attribution map, LOST box."""
@@ -347,9 +481,7 @@ class Explorer:
         axes[2].add_patch(Rectangle((sb[0], sb[1]), sb[2] - sb[0], sb[3] - sb[1], fc="#e7298a",
                                     ec="white", lw=0.8, alpha=0.9))
         axes[2].set_title("LOST: box (orange), seed (pink)", fontsize=9)
-        ck = out["checkpoint"]
-        how = (f"checkpoint {ck['iteration']} at {format_sparsity(ck['sparsity'])}"
-               + (", pruned further without retraining" if out["extra_pruned"] > 0 else ""))
+        how = _base(out) + (", pruned further without retraining" if out["extra_pruned"] > 0 else "")
         fig.suptitle(f"{out['run']} · {out['track']} track · profile {out['profile']}\n"
                      f"sparsity {format_sparsity(out['sparsity'])} ({how}) · prediction: "
                      f"{out['prediction']} ({out['probability']:.2f}"
@@ -358,49 +490,64 @@ class Explorer:
         fig.tight_layout()
         return fig
 
-    def widget(self, runs=None):
-        """The interactive explorer starting from this run (see :func:`widget`)."""
-        return widget(self.profile, runs=runs, device=str(self.device), n_images=len(self), start=self)
+    def widget(self, runs=None, pretrained=tuple(PRETRAINED)):
+        """The interactive explorer starting from this series (see :func:`widget`)."""
+        return widget(self.profile, runs=runs, pretrained=pretrained, device=str(self.device),
+                      n_images=len(self), start=self)
 
 
-def widget(profile: str = "demo", runs=None, device: str = "cpu", n_images: int = 8,
-           start: Explorer | None = None, method: str = DEFAULT_METHOD):
-    """ipywidgets explorer: sparsity slider, run dropdown, image index, attribution method.
+def widget(profile: str = "demo", runs=None, pretrained=tuple(PRETRAINED), device: str = "auto",
+           n_images: int = 8, start: Explorer | None = None, method: str = DEFAULT_METHOD):
+    """ipywidgets explorer: model picker, attribution method, sparsity slider, image index.
 
-    runs: labels (or architectures) of the profile's runs to offer (None = all). Choosing a run
-    builds its :class:`Explorer` (running the prune stage if the run store lacks it, which can
-    take minutes the first time); sliders update on release. Returns the widget (display it).
+    The picker offers the ``pretrained`` models (keys of :data:`PRETRAINED`; those whose weights
+    are neither cached nor downloadable are listed as unavailable, with a note naming the file
+    and how to get it) and the profile's ``runs`` (labels or architectures; None = all).
+    Choosing a run builds its :class:`Explorer`, running the prune stage if the run store lacks
+    it (minutes the first time); a pretrained model trains nothing. Sliders update on release;
+    each frame is a PNG set on an ``ipywidgets.Image`` (state, not output: see the module
+    docstring), drawn once when the widget is built. Returns the widget (display it).
     """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
-    from sparsevis.plotting import format_sparsity
+    from sparsevis.plotting import _frame_png, format_sparsity
 
+    bad = [m for m in pretrained if m not in PRETRAINED]
+    if bad:
+        raise ValueError(f"pretrained={bad!r}: expected names from {', '.join(PRETRAINED)}")
+    weights = {m: pretrained_weights(m) for m in pretrained}
     labels = [find_run(profile, r).label for r in (runs or [r.label for r in get_profile(profile).runs])]
+    options = [(m + (" (pretrained)" if w.available else " (unavailable)"), m) for m, w in weights.items()]
+    options += [(f"{lab} (prune run)", lab) for lab in labels]
     explorers: dict[str, Explorer] = {}
     if start is not None:
         explorers[start.label] = start
-        if start.label not in labels:
-            labels.insert(0, start.label)
+        if start.label not in [v for _, v in options]:
+            options.insert(0, (start.label, start.label))
+        first = start.label
+    else:
+        first = next((m for m, w in weights.items() if w.available), labels[0])
 
-    def get(label: str) -> Explorer:
-        if label not in explorers:
-            explorers[label] = Explorer(profile, label, device=device, n_images=n_images)
-        return explorers[label]
+    def get(name: str) -> Explorer:
+        if name not in explorers:
+            explorers[name] = Explorer(profile, name, device=device, n_images=n_images)
+        return explorers[name]
 
-    first = start.label if start is not None else labels[0]
-    run_dd = W.Dropdown(options=labels, value=first, description="run",
-                        layout=W.Layout(width="24em"))
+    model_dd = W.Dropdown(options=options, value=first, description="model",
+                          layout=W.Layout(width="30em"))
     sparsity = W.FloatSlider(value=0.0, min=0.0, max=MAX_SPARSITY, step=0.005, description="sparsity",
                              continuous_update=False, readout_format=".1%", layout=W.Layout(width="36em"))
     image = W.IntSlider(value=0, min=0, max=max(n_images - 1, 0), description="image",
                         continuous_update=False)
     method_dd = W.Dropdown(description="method", layout=W.Layout(width="20em"))
     info = W.HTML()
-    note = W.HTML(f"<small><b>No retraining:</b> {NO_RETRAINING}</small>")
-    out = W.Output()
+    missing = "".join(f"<br>{w.note}" for w in weights.values() if not w.available)
+    note = W.HTML(f"<small><b>No retraining:</b> {NO_RETRAINING} {ONE_SHOT}{missing}</small>")
+    frame = W.Image(format="png", layout=W.Layout(width="100%", max_width="60em"))
     busy = {"on": False}
+
+    def error(e: Exception) -> None:   # shown in the widget instead of lost in a log
+        info.value = f"<span style='color:#b00'>{type(e).__name__}: {e}</span>"
 
     def methods_of(ex: Explorer):
         return [(f"{ex.method_label(m)}{'' if attribution.METHODS[m].paper else ' (extension)'}", m)
@@ -409,23 +556,25 @@ def widget(profile: str = "demo", runs=None, device: str = "cpu", n_images: int 
     def redraw(*_):
         if busy["on"]:
             return
-        ex = get(run_dd.value)
         try:
+            ex = get(model_dd.value)
             res = ex.update(sparsity.value, int(image.value), method_dd.value)
-        except Exception as e:   # show the error in the widget instead of losing it in a log
-            info.value = f"<span style='color:#b00'>{type(e).__name__}: {e}</span>"
+        except Exception as e:
+            error(e)
             return
-        with out:
-            out.clear_output()  # wait=True can hang nbclient when the notebook runs headless
-            fig = ex.figure(res)
-            display(fig)
-            plt.close(fig)
-        ck = ", ".join(f"{c.iteration}: {format_sparsity(c.sparsity)}" for c in ex.checkpoints)
-        info.value = (f"<small>{ex.describe(res)}<br>checkpoints (iteration: sparsity): {ck}</small>")
+        frame.value = _frame_png(ex.figure(res))   # PNG bytes; closes the figure
+        ck = ("dense pretrained weights (pruned one-shot, live)" if ex.weights is not None else
+              "checkpoints (iteration: sparsity): "
+              + ", ".join(f"{c.iteration}: {format_sparsity(c.sparsity)}" for c in ex.checkpoints))
+        info.value = f"<small>{ex.describe(res)}<br>{ck}</small>"
 
-    def on_run(change=None):
-        info.value = f"<small>loading {run_dd.value} (the first time may run its prune stage) ...</small>"
-        ex = get(run_dd.value)
+    def on_model(change=None):
+        info.value = f"<small>loading {model_dd.value} ...</small>"
+        try:
+            ex = get(model_dd.value)
+        except Exception as e:
+            error(e)
+            return
         busy["on"] = True
         try:
             opts = methods_of(ex)
@@ -438,8 +587,8 @@ def widget(profile: str = "demo", runs=None, device: str = "cpu", n_images: int 
             busy["on"] = False
         redraw()
 
-    run_dd.observe(on_run, names="value")
+    model_dd.observe(on_model, names="value")
     for w in (sparsity, image, method_dd):
         w.observe(redraw, names="value")
-    on_run()
-    return W.VBox([W.HBox([run_dd, method_dd]), W.HBox([sparsity, image]), note, info, out])
+    on_model()
+    return W.VBox([W.HBox([model_dd, method_dd]), W.HBox([sparsity, image]), note, info, frame])

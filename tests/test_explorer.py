@@ -1,19 +1,33 @@
-"""The live explorer's logic (sparsevis.explorer), without a browser: on the tiny profile's small
-synthetic ResNet, an update gives a map at the image size and a box inside the image, and a
-sparsity between two checkpoints is reached exactly by pruning the lower checkpoint further.
+"""The live explorer (sparsevis.explorer): on the tiny profile's small synthetic ResNet, an update
+gives a map at the image size and a box inside the image, and a sparsity between two checkpoints
+is reached exactly by pruning the lower checkpoint further; pretrained torchvision models are
+pruned one-shot from their weights in torch's cache (random-init stand-ins saved under the file
+names torchvision looks for: it checks a file's hash only when it downloads it) and listed as
+unavailable, with the file to get, when offline and missing; the widget draws into an
+``ipywidgets.Image`` and has no ``Output`` widget; and the explorer notebook completes under
+papermill N times in a row (issue 18: it used to hang in nbclient), reaching its first update
+with nothing trained.
 
 The run store is the session's ``<basetemp>/sparsevis-runs``, shared with test_notebooks.py, so
 the prune stage runs once per session.
 """
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from sparsevis import attribution, prune
+from sparsevis import attribution, explorer, prune
 from sparsevis.explorer import Explorer, find_run
+from sparsevis.weights import MOBILENET_V2_FILE, checkpoint_path
+from tests.test_notebooks import DATA, ROOT, _outputs, run_store  # noqa: F401 (run_store: a fixture)
 
 pytestmark = pytest.mark.slow   # the first test runs the tiny prune stage (seconds to a minute)
 
@@ -125,3 +139,136 @@ def test_widget_builds_and_updates(ex):
     image.value = 2
     method_dd.value = "gradient"
     assert "Error" not in info.value and "60" in info.value
+
+
+def test_widget_draws_into_an_image_widget_not_output(ex):
+    """Issue 18: nothing may be written into an Output widget while a cell runs headless."""
+    W = pytest.importorskip("ipywidgets")
+    w = ex.widget(runs=[RUN], pretrained=())
+    frame = w.children[4]
+    assert isinstance(frame, W.Image) and frame.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def tree(x):
+        yield x
+        for c in getattr(x, "children", ()):
+            yield from tree(c)
+    assert not any(isinstance(x, W.Output) for x in tree(w))
+    before = frame.value
+    w.children[1].children[0].value = 0.7
+    assert frame.value != before and "update" in w.children[3].value
+
+
+# ------------------------------------------------------------------------ pretrained models
+needs_stimuli = pytest.mark.skipif(DATA is None, reason="model-vs-human edge/silhouette stimuli not found")
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory):
+    """A TORCH_HOME holding random-init ResNet-50, ViT-B/32 and Swin-V2-T weights under
+    torchvision's file names and the real MobileNetV2 file (when fetch-weights placed it);
+    offline, so ResNet-18 (not there) is unavailable. True when MobileNetV2's is there."""
+    import torchvision
+
+    real_mnv2 = checkpoint_path(MOBILENET_V2_FILE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch")))
+        mp.setenv(explorer.OFFLINE_ENV, "1")
+        for name in ("torchvision/resnet50", "torchvision/vit_b_32", "torchvision/swin_v2_t"):
+            w = explorer.pretrained_weights(name)
+            w.file.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(torchvision.models.get_model(name.split("/")[-1]).state_dict(), w.file)
+        if real_mnv2.is_file():
+            checkpoint_path(MOBILENET_V2_FILE).symlink_to(real_mnv2)
+        yield real_mnv2.is_file()
+
+
+@pytest.mark.usefixtures("torch_home")
+def test_pretrained_availability_offline():
+    for name in ("torchvision/resnet50", "torchvision/vit_b_32", "torchvision/swin_v2_t"):
+        w = explorer.pretrained_weights(name)
+        assert w.cached and w.available and w.note == "" and w.file.parent == checkpoint_path("x").parent
+    missing = explorer.pretrained_weights("torchvision/resnet18")
+    assert not missing.available and missing.file.name == "resnet18-f37072fd.pth"
+    assert missing.file.name in missing.note and missing.url in missing.note and "offline" in missing.note
+    with pytest.raises(FileNotFoundError, match="resnet18-f37072fd.pth"):
+        Explorer(PROFILE, "torchvision/resnet18", device="cpu")
+    with pytest.raises(ValueError, match="not a pretrained explorer model"):
+        explorer.pretrained_weights("torchvision/alexnet")
+
+
+@needs_stimuli
+@pytest.mark.parametrize("name", ["torchvision/resnet50", "torchvision/vit_b_32", "torchvision/swin_v2_t",
+                                  "torchvision/mobilenet_v2"])
+def test_pretrained_model_is_pruned_one_shot(name, torch_home, tmp_path, monkeypatch):
+    if name == "torchvision/mobilenet_v2" and not torch_home:
+        pytest.skip("MobileNetV2 weights not in torch's cache: python -m sparsevis fetch-weights")
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
+    e = Explorer(PROFILE, name, device="cpu", n_images=2)
+    assert e.weights is not None and e.sparsities == [0.0] and e.preview_sparsities()[-1] == 0.9
+    dense = e.update(0.0, 0, "gradient")
+    out = e.update(0.5, 1, "gradient")
+    model, _ = e.model_at(0.5)
+    n = sum(i.weight.numel() for i in prune.prunable(model, "all"))
+    assert dense["sparsity"] == 0.0 and dense["pretrained"] and "dense pretrained weights" in e.describe(dense)
+    assert abs(out["sparsity"] - 0.5) <= 0.5 / n + 1e-12 and out["extra_pruned"] > 0
+    assert out["map"].shape == (224, 224) and out["prediction"] in e.class_names
+    assert f"on {e.device}" in e.describe(out)
+    assert not (tmp_path / "runs").exists(), "a pretrained model trained or ran a prune stage"
+
+
+@needs_stimuli
+def test_widget_lists_unavailable_models(torch_home):
+    W = pytest.importorskip("ipywidgets")
+    w = explorer.widget(PROFILE, runs=[RUN], pretrained=("torchvision/resnet50", "torchvision/resnet18"),
+                        device="cpu", n_images=2)
+    model_dd, note, info = w.children[0].children[0], w.children[2], w.children[3]
+    assert dict(model_dd.options) == {"torchvision/resnet50 (pretrained)": "torchvision/resnet50",
+                                      "torchvision/resnet18 (unavailable)": "torchvision/resnet18",
+                                      f"{RUN} (prune run)": RUN}
+    assert model_dd.value == "torchvision/resnet50" and "resnet18-f37072fd.pth" in note.value
+    assert "update" in info.value and isinstance(w.children[4], W.Image)
+    model_dd.value = "torchvision/resnet18"
+    assert "FileNotFoundError" in info.value and "resnet18-f37072fd.pth" in info.value
+
+
+# ------------------------------------------------------------------------ the notebook, N times
+N_RUNS = int(os.environ.get("SPARSEVIS_EXPLORER_RUNS", "2"))   # issue 18 asks 20 of 20: set it by hand
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_explorer_notebook_completes_n_of_n(run_store, tmp_path, monkeypatch):
+    """The explorer notebook under papermill on the tiny profile, N_RUNS times with a fresh, empty
+    run store: every run completes (a hang would stop at the cell timeout) and, when the default
+    is a pretrained model, nothing is trained before the widget's first update; prints the time
+    from papermill's start (kernel start included) to the end of the widget's cell."""
+    import papermill as pm
+
+    pretrained = explorer.default_series(PROFILE) in explorer.PRETRAINED
+    done, firsts = 0, []
+    for k in range(N_RUNS):
+        store = tmp_path / f"runs-{k}"     # a prune run as the default: the session's store
+        if pretrained:
+            store.mkdir()
+            monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(store))
+        out = tmp_path / f"explorer-{k}.ipynb"
+        t = time.time()
+        pm.execute_notebook(str(ROOT / "notebooks" / "explorer.ipynb"), str(out),
+                            parameters={"profile": PROFILE, "device": "cpu"}, cwd=str(tmp_path),
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            execution_timeout=600)
+        nb = json.loads(out.read_text())
+        cell = next(c for c in nb["cells"] if "ex.widget()" in "".join(c["source"]))
+        firsts.append(_seconds(cell["metadata"]["papermill"]["end_time"])
+                      - _seconds(nb["metadata"]["papermill"]["start_time"]))
+        assert _outputs(nb, "application/vnd.jupyter.widget-view+json"), "no widget displayed"
+        if pretrained:
+            assert not any(store.iterdir()), f"run {k}: something was trained: {list(store.iterdir())}"
+        done += 1
+        print(f"\nexplorer notebook run {k + 1}/{N_RUNS}: {time.time() - t:.0f} s, first update "
+              f"{firsts[-1]:.1f} s after papermill's start")
+    assert done == N_RUNS
+    print(f"\n{done} of {N_RUNS} completed; first update median {np.median(firsts):.1f} s, "
+          f"max {max(firsts):.1f} s ({'pretrained ' + explorer.DEFAULT_MODEL if pretrained else 'a prune run'})")
