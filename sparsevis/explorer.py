@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
 import socket
 import time
@@ -47,8 +46,17 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from sparsevis import attribution, models, prune
+from sparsevis import attribution, models, prune, runner, tracks
 from sparsevis.config import PruneRun, get_profile
+from sparsevis.data import mvh
+from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
+from sparsevis.importer import imported_run
+from sparsevis.plotting import _frame_png, format_sparsity
+from sparsevis.runtime import resolve_device
+from sparsevis.store import checkpoints
+from sparsevis.studies import study_params
+from sparsevis.studies.discovery import patch_features
+from sparsevis.weights import checkpoint_path
 
 NO_RETRAINING = ("Between checkpoints the model is pruned further by global magnitude from the "
                  "nearest checkpoint at or below the chosen sparsity, with no retraining (and no "
@@ -115,7 +123,6 @@ def pretrained_weights(name: str) -> Weights:
     """The :class:`Weights` of a pretrained model (a key of :data:`PRETRAINED`)."""
     import torchvision
 
-    from sparsevis.weights import checkpoint_path
 
     if name not in PRETRAINED:
         raise ValueError(f"model={name!r} is not a pretrained explorer model; expected one of "
@@ -129,7 +136,6 @@ def pretrained_weights(name: str) -> Weights:
 def default_series(profile: str) -> str:
     """What the explorer shows first: :data:`DEFAULT_MODEL` (pretrained, nothing to train) when
     its weights and the model-vs-human edge stimuli are at hand, else the profile's first run."""
-    from sparsevis.data import mvh
 
     have_stimuli = all((mvh.mvh_root() / "datasets" / d).is_dir() for d in ("edge", "silhouette"))
     if have_stimuli and pretrained_weights(DEFAULT_MODEL).available:
@@ -150,8 +156,9 @@ class CheckpointInfo:
 
 def find_run(profile: str, run: str | PruneRun | None = None) -> PruneRun:
     """The run of ``profile`` named ``run``: a :class:`PruneRun`, its label
-    (``synthetic-sv_resnet_s-imp-s0``), or an architecture (``sv_resnet_s``,
-    ``timm/sv_resnet_s``; the first run of that architecture). None: the profile's first run."""
+    (``synthetic-sv_resnet_s-imp-s0``), an architecture (``sv_resnet_s``, ``timm/sv_resnet_s``;
+    the first run of that architecture), or an imported series (its label or folder). None: the
+    profile's first run."""
     runs = get_profile(profile).runs
     if isinstance(run, PruneRun):
         return run
@@ -163,20 +170,22 @@ def find_run(profile: str, run: str | PruneRun | None = None) -> PruneRun:
     for r in runs:
         if run in (r.arch, r.arch.split("/")[-1]):
             return r
-    raise ValueError(f"run={run!r} is not a run of profile {profile!r}; expected a label "
-                     f"({', '.join(r.label for r in runs)}) or an architecture")
+    try:   # an imported checkpoint series, by label or folder
+        return imported_run(run)
+    except FileNotFoundError:
+        raise ValueError(f"run={run!r} is not a run of profile {profile!r} nor an imported series; expected "
+                         f"a label ({', '.join(r.label for r in runs)}), an architecture or an imported "
+                         "series' label") from None
 
 
 def _checkpoint_info(path: Path, default_preset: str) -> CheckpointInfo:
-    sidecar = Path(str(path) + ".json")
-    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else prune.read(path)["meta"]
+    meta = prune.read(path)["meta"]   # verified: an edited sidecar or file is an error, not a label
     return CheckpointInfo(Path(path), int(meta["iteration"]), float(meta.get("sparsity") or 0.0),
                           meta.get("preset") or default_preset, meta.get("n_prunable"))
 
 
 def _base(out: dict) -> str:
     """What an update was pruned from: the dense pretrained weights or a run's checkpoint."""
-    from sparsevis.plotting import format_sparsity
 
     if out["pretrained"]:
         return "dense pretrained weights"
@@ -206,10 +215,6 @@ class Explorer:
     def __init__(self, profile: str = "demo", run: str | PruneRun | None = None, device: str = "auto",
                  n_images: int = 8, prune_dir: str | Path | None = None, cache: int = 4,
                  method_params: dict | None = None, threads: int | None = 1):
-        from sparsevis import studies
-        from sparsevis.runner import checkpoints, run_prune
-        from sparsevis.runtime import resolve_device
-
         self.profile = profile
         self.device = resolve_device(device)
         self.threads = threads
@@ -227,29 +232,23 @@ class Explorer:
             self.run = find_run(profile, run)
             self.label = self.run.label
             self.prune_dir = (Path(prune_dir) if prune_dir is not None
-                              else run_prune(self.run, device=str(self.device)))
+                              else runner.ensure_series(self.run, profile, str(self.device)))
             self.checkpoints = [_checkpoint_info(p, self.run.preset) for p in checkpoints(self.prune_dir)]
             if not self.checkpoints:
                 raise FileNotFoundError(f"{self.prune_dir}: no checkpoints (iter-NN.pt); run the prune stage first")
             self.run_id = self.prune_dir.name.rsplit("-", 1)[-1]
         if method_params is None:
-            method_params = studies.study_params("interpretability", profile, self.run.track).get("method_params", {})
+            method_params = study_params("interpretability", profile, self.run.track).get("method_params", {})
         self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
-        self.images = studies.study_images(self.run, n_images)
+        self.track = tracks.get(self.run.track)
+        self.images = self.track.study_images(self.run, n_images)
         self._models: OrderedDict[Path, torch.nn.Module] = OrderedDict()
         self._cache_size = max(1, int(cache))
         self._pruned: tuple | None = None          # (checkpoint path, n pruned) -> model
         kind = models.surface(self._checkpoint_model(self.checkpoints[0])).kind
         self.kind = kind
         self.methods = attribution.methods_for(kind)
-        if self.run.track == "synthetic":
-            from sparsevis.data import synthscenes
-
-            self.class_names = list(synthscenes.CLASSES)
-        else:
-            from sparsevis.data import imagenet16
-
-            self.class_names = list(imagenet16.CATEGORIES)
+        self.class_names = list(self.track.class_names)
 
     # ---------------------------------------------------------------- models
     def __len__(self) -> int:
@@ -357,9 +356,6 @@ class Explorer:
             return self._update(sparsity, image_index, method)
 
     def _update(self, sparsity, image_index, method) -> dict:
-        from sparsevis import studies
-        from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
-
         if not isinstance(image_index, (int, np.integer)) or not 0 <= image_index < len(self):
             raise ValueError(f"image_index={image_index!r}: expected an int in 0..{len(self) - 1}")
         if method not in self.methods:
@@ -372,15 +368,10 @@ class Explorer:
         with torch.no_grad():
             logits = model(x).float()
         target = int(logits.argmax(1))
-        if self.run.track == "synthetic":
-            scores = torch.softmax(logits, 1)[0]
-        else:
-            from sparsevis.data import imagenet16
-
-            scores = imagenet16.decision_from_logits(logits)[0]
+        scores = self.track.scores(logits)[0]
         pred = int(scores.argmax())
         t2 = time.perf_counter()
-        torch.manual_seed(studies.STUDY_SEED)     # IG-SmoothGrad draws noise: the same every time
+        torch.manual_seed(tracks.STUDY_SEED)     # IG-SmoothGrad draws noise: the same every time
         amap = attribution.attribute(method, model, x, target=torch.tensor([target], device=self.device),
                                      progress=False, **self.method_params.get(method, {})
                                      )[0].detach().float().cpu().numpy()
@@ -390,7 +381,7 @@ class Explorer:
         xp, _ = pad_to_multiple(x, stride)
         grid = surf.grid(xp.shape[-2:])
         with torch.no_grad():
-            feats = studies.patch_features(model, xp)    # the study's LOST features
+            feats = patch_features(model, xp)    # the study's LOST features
         res = lost(feats.float(), grid, k=100, return_details=True)
         hw = tuple(x.shape[-2:])
         box = boxes_to_pixels(res.boxes.cpu(), stride, hw)[0].numpy()
@@ -426,7 +417,6 @@ class Explorer:
     # ---------------------------------------------------------------- drawing
     def describe(self, out: dict) -> str:
         """One line of text for an update: sparsity, checkpoint, prediction, timing."""
-        from sparsevis.plotting import format_sparsity
 
         how = (_base(out) + (f" + {format_sparsity(out['extra_pruned'])} pruned now, no retraining"
                              if out["extra_pruned"] > 0 else ""))
@@ -441,7 +431,6 @@ class Explorer:
         import matplotlib.pyplot as plt
         from matplotlib.patches import Rectangle
 
-        from sparsevis.plotting import format_sparsity
 
         img, amap = out["image"], out["map"]
         fig, axes = plt.subplots(1, 3, figsize=(width, width / 3 + 0.9))
@@ -510,7 +499,6 @@ def widget(profile: str = "demo", runs=None, pretrained=tuple(PRETRAINED), devic
     """
     import ipywidgets as W
 
-    from sparsevis.plotting import _frame_png, format_sparsity
 
     bad = [m for m in pretrained if m not in PRETRAINED]
     if bad:

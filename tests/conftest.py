@@ -1,5 +1,82 @@
 import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
 
 # No model hub or dataset host is reachable: fail fast instead of retrying for a minute.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+from sparsevis import book  # noqa: E402 (after the environment it reads)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data() -> Path | None:
+    """The model-vs-human stimuli: ``$SPARSEVIS_DATA_DIR``, else ``../shared/data``; None without them."""
+    candidates = [Path(os.environ["SPARSEVIS_DATA_DIR"])] if os.environ.get("SPARSEVIS_DATA_DIR") else []
+    candidates.append(ROOT.parent / "shared" / "data")
+    for c in candidates:
+        if all((c / "model-vs-human" / k / d).is_dir() for k in ("datasets", "raw-data")
+               for d in ("cue-conflict", "edge", "silhouette")):
+            return c
+    return None
+
+
+DATA = shared_data()
+
+
+@pytest.fixture(scope="session")
+def run_store(tmp_path_factory):
+    """One run store for the session; the kernels papermill starts inherit the environment."""
+    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"
+    store.mkdir(exist_ok=True)
+    env = {"SPARSEVIS_RUNS_DIR": str(store), "TQDM_DISABLE": "1",
+           "SPARSEVIS_FIGURES_DIR": str(tmp_path_factory.mktemp("figures"))}
+    if DATA is not None:
+        env["SPARSEVIS_DATA_DIR"] = str(DATA)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        yield store
+
+
+def _copy_sources(dst: Path) -> None:
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "notebooks", dst / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "figures"))
+    shutil.copytree(ROOT / "book", dst / "book", ignore=shutil.ignore_patterns("_generated"))
+
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """The tiny book, built once for the session (and once more, to time a rerun)."""
+    root = tmp_path_factory.mktemp("book")
+    _copy_sources(root)
+    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"   # shared with the notebook tests
+    store.mkdir(exist_ok=True)
+    env = {"SPARSEVIS_RUNS_DIR": str(store),
+           # reuse the checkout's npm tarballs when a build there fetched them already
+           "SPARSEVIS_VENDOR_DIR": str(ROOT / "_build" / "vendor")}
+    # SPARSEVIS_TEST_BOOK_STAGES=prune limits the stages (a quick check of the book alone)
+    stages = tuple(os.environ.get("SPARSEVIS_TEST_BOOK_STAGES", ",".join(book.ALL_STAGES)).split(","))
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        t = time.time()
+        html = book.build("tiny", device="cpu", root=root, progress=False, stages=stages)
+        first = time.time() - t
+        t = time.time()
+        book.build("tiny", device="cpu", root=root, progress=False, stages=stages)
+        second = time.time() - t
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    print(f"\nbook on tiny: first build {first:.0f} s, rerun {second:.0f} s")
+    return root, html, first, second
+
+

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
@@ -149,14 +148,6 @@ def test_check_offline_flags_cdn_resources(tmp_path):
 # --------------------------------------------------------------------------------------------
 # The full build on `tiny`
 # --------------------------------------------------------------------------------------------
-def _copy_sources(dst: Path) -> None:
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, dst / name)
-    shutil.copytree(ROOT / "notebooks", dst / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "figures"))
-    shutil.copytree(ROOT / "book", dst / "book", ignore=shutil.ignore_patterns("_generated"))
-
-
 def _images(html: str) -> list[str]:
     return re.findall(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", html)
 
@@ -168,33 +159,6 @@ def browser() -> str:
     if found is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium): no browser check")
     return found
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("book")
-    _copy_sources(root)
-    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"   # shared with the notebook tests
-    store.mkdir(exist_ok=True)
-    env = {"SPARSEVIS_RUNS_DIR": str(store),
-           # reuse the checkout's npm tarballs when a build there fetched them already
-           "SPARSEVIS_VENDOR_DIR": str(ROOT / "_build" / "vendor")}
-    # SPARSEVIS_TEST_BOOK_STAGES=prune limits the stages (a quick check of the book alone)
-    stages = tuple(os.environ.get("SPARSEVIS_TEST_BOOK_STAGES", ",".join(book.ALL_STAGES)).split(","))
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        t = time.time()
-        html = book.build("tiny", device="cpu", root=root, progress=False, stages=stages)
-        first = time.time() - t
-        t = time.time()
-        book.build("tiny", device="cpu", root=root, progress=False, stages=stages)
-        second = time.time() - t
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    print(f"\nbook on tiny: first build {first:.0f} s, rerun {second:.0f} s")
-    return root, html, first, second
 
 
 @pytest.mark.slow

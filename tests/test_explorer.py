@@ -18,7 +18,6 @@ import os
 import time
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +26,8 @@ import torch
 from sparsevis import attribution, explorer, prune
 from sparsevis.explorer import Explorer, find_run
 from sparsevis.weights import MOBILENET_V2_FILE, checkpoint_path
-from tests.test_notebooks import DATA, ROOT, _outputs, run_store  # noqa: F401 (run_store: a fixture)
+from tests.conftest import DATA, ROOT
+from tests.test_notebooks import _outputs
 
 pytestmark = pytest.mark.slow   # the first test runs the tiny prune stage (seconds to a minute)
 
@@ -132,7 +132,7 @@ def test_widget_builds_and_updates(ex):
     ipywidgets = pytest.importorskip("ipywidgets")
     w = ex.widget(runs=[RUN])
     assert isinstance(w, ipywidgets.VBox)
-    (run_dd, method_dd), (slider, image) = w.children[0].children, w.children[1].children
+    (_, method_dd), (slider, image) = w.children[0].children, w.children[1].children
     info = w.children[3]
     assert "No retraining" in w.children[2].value
     slider.value = 0.6

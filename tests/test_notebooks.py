@@ -16,38 +16,12 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import DATA, ROOT
 STUDY_NOTEBOOKS = ("interpretability", "object_discovery", "human_alignment")
 PARAMETERS = {"profile", "track", "archs", "methods", "device", "seed", "result_dirs", "checkpoints"}
 EXPLORER_PARAMETERS = {"profile", "run", "method", "n_images", "device", "result_dirs"}
 
 
-def _shared_data() -> Path | None:
-    candidates = [Path(os.environ["SPARSEVIS_DATA_DIR"])] if os.environ.get("SPARSEVIS_DATA_DIR") else []
-    candidates.append(ROOT.parent / "shared" / "data")
-    for c in candidates:
-        if all((c / "model-vs-human" / k / d).is_dir() for k in ("datasets", "raw-data")
-               for d in ("cue-conflict", "edge", "silhouette")):
-            return c
-    return None
-
-
-DATA = _shared_data()
-
-
-@pytest.fixture(scope="session")
-def run_store(tmp_path_factory):
-    """One run store for the session; the kernels papermill starts inherit the environment."""
-    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"
-    store.mkdir(exist_ok=True)
-    env = {"SPARSEVIS_RUNS_DIR": str(store), "TQDM_DISABLE": "1",
-           "SPARSEVIS_FIGURES_DIR": str(tmp_path_factory.mktemp("figures"))}
-    if DATA is not None:
-        env["SPARSEVIS_DATA_DIR"] = str(DATA)
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        yield store
 
 
 def _outputs(nb: dict, mime: str) -> list:

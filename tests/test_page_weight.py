@@ -1,7 +1,7 @@
 """Page weight: inline images out of the HTML into files, duplicates dropped, budgets checked.
 
 The unit tests build small sites by hand; the slow test checks the tiny book that
-tests/test_book.py builds (its ``built`` fixture, the one build of the session).
+the session's ``built`` fixture (tests/conftest.py) builds, the one build of the session.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import re
 import pytest
 
 from sparsevis import book
-from tests.test_book import built  # noqa: F401  (the tiny book; see the module docstring)
 
 
 def _png(width: int, height: int, colour=(200, 30, 30)) -> bytes:

@@ -72,14 +72,16 @@ def _resized_labels(fx, image_id: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- interpretability
 def test_interpretability_excludes_void(data, series, monkeypatch):
-    """Maps with 10x the relevance on void pixels (the object borders): every metric must score
-    the valid pixels only; counting void as foreground, or as background, gives other values."""
+    """Maps with 10x the relevance on void pixels (the object borders) and 2x on the objects:
+    every metric must score the valid pixels only; counting void as foreground, or as
+    background, gives other values."""
     fx = data["voc12"]
     ids = fx.seg_splits["val"]
     labels = {i: _resized_labels(fx, i) for i in ids}
+    fg = {i: (labels[i] >= 1) & (labels[i] <= 20) for i in ids}
 
     def void_heavy(method, model, images, target=None, **kw):
-        return torch.stack([torch.from_numpy(1.0 + 9.0 * (labels[i] == voc.VOID)).float() for i in ids])
+        return torch.stack([torch.from_numpy(1.0 + fg[i] + 9.0 * (labels[i] == voc.VOID)).float() for i in ids])
 
     monkeypatch.setattr(attribution, "attribute", void_heavy)
     out = studies.run_study("interpretability", RUN, "paper", device="cpu")
@@ -88,21 +90,23 @@ def test_interpretability_excludes_void(data, series, monkeypatch):
     assert "accuracy" not in set(rows["metric"])            # VOC classes are not the model's
     assert (rows["n"] == len(ids)).all()
 
-    fg = {i: (labels[i] >= 1) & (labels[i] <= 20) for i in ids}
     void = {i: labels[i] == voc.VOID for i in ids}
     assert all(void[i].any() and fg[i].any() for i in ids)
-    # valid pixels carry relevance 1: RMA = |G| / #valid, RRA ties share the top-|G| slots alike
-    expected = np.mean([fg[i].sum() / (~void[i]).sum() for i in ids])
-    void_as_fg = np.mean([(fg[i].sum() + 10 * void[i].sum()) / (labels[i].size + 9 * void[i].sum())
+    # over the valid pixels objects carry 2, background 1: RMA = 2|G| / (2|G| + |valid bg|),
+    # and the |G| top-ranked valid pixels are exactly the objects (RRA 1)
+    bg = {i: (~void[i] & ~fg[i]).sum() for i in ids}
+    expected = np.mean([2 * fg[i].sum() / (2 * fg[i].sum() + bg[i]) for i in ids])
+    void_as_fg = np.mean([(2 * fg[i].sum() + 10 * void[i].sum()) / (2 * fg[i].sum() + bg[i] + 10 * void[i].sum())
                           for i in ids])
-    void_as_bg = np.mean([fg[i].sum() / (labels[i].size + 9 * void[i].sum()) for i in ids])
+    void_as_bg = np.mean([2 * fg[i].sum() / (2 * fg[i].sum() + bg[i] + 10 * void[i].sum()) for i in ids])
     by = rows.set_index(["iteration", "method", "metric"])["value"]
     for it in (0, 1):
         for method in set(rows["method"]):
             rma = by[(it, method, "relevance_mass_accuracy")]
             assert rma == pytest.approx(expected, rel=1e-5)
             assert abs(rma - void_as_fg) > 0.1 and abs(rma - void_as_bg) > 0.01
-            assert by[(it, method, "relevance_rank_accuracy")] == pytest.approx(expected, rel=1e-4)
+            assert by[(it, method, "relevance_rank_accuracy")] == pytest.approx(1.0)
+            assert by[(it, method, "degenerate_maps")] == 0
             assert by[(it, method, "pointing_game")] == 1.0   # the void maximum is not a miss
     saved = torch.load(out / "images.pt", weights_only=False)
     assert saved["ids"] == ids and saved["display"].dtype == torch.uint8

@@ -4,6 +4,7 @@ agreement with the dense model on SynthScenes, where no human data exists (none 
 simulated)."""
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 from sparsevis import alignment, metrics
@@ -45,13 +46,17 @@ def _with_humans(model, s: AlignmentSet, device, rows: Rows, dense, exclude: set
         rows.items += [dict(dataset=name, method="model", metric="accuracy", item=str(i), value=float(v))
                        for i, v in zip(g["image"], g["correct"])]
     cmp = alignment.compare_to_humans(dec, trials, reference=ref, n_boot=rows.n_boot, progress=False)
+    _comparison_rows(cmp, rows)
+    return dec, cmp
+
+
+def _comparison_rows(cmp, rows: Rows) -> None:
     for r in cmp.itertuples():
         if r.against == "humans" and r.subj != "mean":
             continue  # per-observer rows stay in the model-vs-human CSVs
-        name = s.dataset if str(r.condition) in ("0", "", "nan") else f"{s.dataset}:{r.condition}"
+        name = r.dataset if str(r.condition) in ("0", "", "nan") else f"{r.dataset}:{r.condition}"
         method = {"model": "model", "humans": "vs-humans", "reference": "vs-dense"}[r.against]
         rows.value(name, method, r.metric, r.value, r.n, r.ci_low, r.ci_high)
-    return dec
 
 
 def evaluate(model, track: Track, sets: list[AlignmentSet], params: dict, device, rows: Rows,
@@ -60,13 +65,22 @@ def evaluate(model, track: Track, sets: list[AlignmentSet], params: dict, device
     evaluating the dense checkpoint itself), ``exclude`` images held out of this series (its BN
     recalibration set)."""
     dense, exclude = context.get("dense"), context.get("exclude", set())
-    decisions = {}
+    decisions, comparisons = {}, []
     for s in sets:
         ref = None if dense is None else dense[s.dataset]
         if s.trials is None:
             decisions[s.dataset] = _without_humans(model, track, s, device, rows, ref)
         else:
-            decisions[s.dataset] = _with_humans(model, s, device, rows, ref, exclude)
+            decisions[s.dataset], cmp = _with_humans(model, s, device, rows, ref, exclude)
+            comparisons.append(cmp)
+    if comparisons:   # model-vs-human's benchmark numbers: its condition exclusions, pooled accuracy
+        cmp = pd.concat(comparisons, ignore_index=True)
+        bench = alignment.benchmark_aggregates(cmp)
+        # a dataset of one condition: its benchmark row would repeat that condition's row
+        several = cmp.groupby("dataset")["condition"].nunique()
+        bench = bench[(bench["dataset"] == "all") | bench["dataset"].map(several).gt(1)]
+        bench = bench.assign(dataset=bench["dataset"].replace({"all": "all datasets"}))
+        _comparison_rows(bench, rows)
     return {"decisions": decisions}
 
 

@@ -38,8 +38,10 @@ def evaluate(model, track: Track, imgs, params: dict, device, rows: Rows, contex
         torch.manual_seed(STUDY_SEED)
         m = torch.cat([attribution.attribute(method, model, xb, target=tb, **kw).cpu()
                        for xb, tb in zip(x.split(batch), target.split(batch))])
-        for metric, fn in MASK_METRICS:
-            rows.mean(imgs.dataset, label, metric, fn(m, imgs.masks, valid=imgs.valid).float().numpy(), imgs.ids)
+        # the registry's metrics on maps and masks, with the share of degenerate (flat) maps:
+        # their RMA/RRA are NaN, so those means are over fewer images (their n says how many)
+        for metric, values in metrics.map_metrics(m, imgs.masks, valid=imgs.valid).items():
+            rows.mean(imgs.dataset, label, metric, values.float().numpy(), imgs.ids)
         maps[label] = m[:N_EXAMPLES].half()
     # VOC has no labels in the models' classes (its 20 classes are not ImageNet's), so the
     # paper track has no accuracy row here; its top-1 is the prune stage's, on ImageNet val.

@@ -112,9 +112,13 @@ class Track:
     def alignment_sets(self, run, n: int | None) -> list[AlignmentSet]:
         raise NotImplementedError
 
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> (B, len(class_names)) probabilities of the classes figures name."""
+        return torch.softmax(logits, 1)
+
     def decide(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> the index of the class the track scores decisions in."""
-        return logits.argmax(1)
+        return self.scores(logits).argmax(1)
 
     def inputs(self, study: str, run, n: int | None) -> list:
         """What identifies the evaluation images of ``study`` (image names, id lists or the

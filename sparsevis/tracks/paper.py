@@ -99,7 +99,6 @@ class Paper(Real):
     name = "paper"
     note = "Paper track: the paper's protocol run by this project; our numbers, not the paper's."
     expensive_training = True
-    class_names = ()                      # ImageNet's 1,000 classes (decisions are indices)
     alignment_datasets = mvh.DATASETS
     #: checked against ImageNet's class folders (None accepts any number: tests)
     expected_classes: int | None = imagenet.N_CLASSES
@@ -185,4 +184,6 @@ class Paper(Real):
         return sets
 
     def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """ImageNet top-1 (the prune stage's accuracy); figures name model-vs-human's 16
+        categories (:meth:`scores`), as on the real track."""
         return logits.argmax(1)

@@ -95,5 +95,10 @@ class Real(Track):
                              trials=mvh.load_trials(dataset))
                 for dataset, images in self._alignment_tables(n).items()]
 
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """model-vs-human's 16-way decision: the mean softmax probability of each category's
+        ImageNet classes."""
+        return imagenet16.decision_from_logits(logits)
+
     def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        return imagenet16.decide(imagenet16.decision_from_logits(logits))
+        return imagenet16.decide(self.scores(logits))
