@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sparsevis import provenance, results, studies, tracks
+from sparsevis.analysis import stage as analysis
 from sparsevis.config import get_profile
 from sparsevis.runner import TrainingRequired, ensure_series, find_series
 from sparsevis.runtime import default_jobs, run_parallel
@@ -44,6 +45,7 @@ from sparsevis.fileio import (atomic_write_bytes, atomic_write_json, atomic_writ
 PACKAGE_DIR = Path(__file__).resolve().parent
 STUDY_STAGES = ("interpretability", "discovery", "alignment")
 ALL_STAGES = ("prune",) + STUDY_STAGES
+ANALYSIS = analysis.NAME   # after every study: the sweet spots over their per-item values
 GENERATED = Path("book") / "_generated"       # executed notebooks, relative to the book root
 NOTEBOOKS = Path("notebooks")
 HTML = Path("_build") / "html"
@@ -74,7 +76,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("interpretability", "Interpretability", ("prune", "interpretability")),
     Chapter("object_discovery", "Object discovery", ("prune", "discovery")),
     Chapter("human_alignment", "Human alignment", ("prune", "alignment")),
-    Chapter("sweet_spots", "Sweet spots", ALL_STAGES),
+    Chapter("sweet_spots", "Sweet spots", ALL_STAGES + (ANALYSIS,)),
     Chapter("explorer", "Explorer", ("prune",)),
 )
 # Markdown pages around them, in ``_toc.yml`` order (the root first).
@@ -304,8 +306,9 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
     dirs: dict[str, list[str]] = {s: [] for s in stages}
     for phase in (("prune",), tuple(s for s in STUDY_STAGES if s in stages)):
         pairs = [(stage, i, run) for stage in phase for i, run in enumerate(runs)]
-        # the embedded real track's studies (224 px images) take the longest: start them first
-        pairs.sort(key=lambda p: p[2].track == "synthetic")
+        # the embedded real track's studies (224 px images) take the longest: start them first;
+        # the random-pruning controls last, so that they find their twin's dense model trained
+        pairs.sort(key=lambda p: (p[2].track == "synthetic", p[2].method in ("random", "oneshot-random")))
         tasks = [(_series, run, profile, device) if stage == "prune" else (studies.run_study, stage, run, profile, device)
                  for stage, _, run in pairs]
         n = jobs or default_jobs(len(tasks), device)
@@ -324,6 +327,12 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
                            if s == stage]
         if tasks:
             _log(f"{' + '.join(phase)}: {time.time() - t:.0f} s with {min(n, len(tasks))} worker process(es)")
+    if all(s in stages for s in STUDY_STAGES):
+        t = time.time()
+        out = analysis.run(profile, [resolve_run_path(d) for s in STUDY_STAGES for d in dirs[s]],
+                           n_boot=get_profile(profile).n_boot)
+        dirs[ANALYSIS] = [_rel(out)]
+        _log(f"{ANALYSIS}: {out.name} ({time.time() - t:.0f} s)")
     return dirs
 
 
@@ -770,6 +779,7 @@ def build(profile: str = "demo", device: str = "auto", execute_only: bool = Fals
     for stage in ALL_STAGES:
         if stage not in stages:   # not run now: whatever a previous run left
             dirs[stage] = find_result_dirs(profile, (stage,))[stage]
+    dirs.setdefault(ANALYSIS, [])   # without every study the chapter analyses what it finds
     _log(f"stages: {time.time() - t:.0f} s")
     t = time.time()
     status = execute_notebooks(profile, device, dirs, root, progress=progress)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from sparsevis import book, plotting, results, runner, studies, tracks
+from sparsevis.analysis import stage as analysis
 from sparsevis.config import PruneRun, get_profile
 from sparsevis.importer import imported_run
 from sparsevis.store import lineage
@@ -120,3 +121,32 @@ def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, see
     rows = pd.concat(frames, ignore_index=True).assign(profile=profile)
     rows["model"] = rows["arch"].str.split("/").str[-1] + " · " + rows["prune_method"]
     return ChapterData(profile, stage, runs, dirs, series, rows, book.config_hash(profile), notebook, warnings)
+
+
+@dataclass
+class SweetSpotData:
+    """The sweet-spot chapter's tables (see :mod:`sparsevis.analysis.stage`), the study rows
+    they come from, and their provenance."""
+
+    tables: dict[str, pd.DataFrame]
+    folder: Path
+    studies: dict[str, ChapterData]
+
+    def provenance(self, track) -> str:
+        lines = [d.provenance(track) for d in self.studies.values() if set(as_set(track)) & set(d.tracks)]
+        return lines[0] if len(lines) == 1 else " · ".join(dict.fromkeys(lines))
+
+
+def sweet_spots(profile: str, *, notebook: str, result_dirs: dict | None = None, device: str = "auto",
+                checkpoints=None, n_boot: int | None = None) -> SweetSpotData:
+    """Every study of the profile's runs (found, or run when cheap), then the sweet-spot analysis
+    of their per-item values (the book's, from ``result_dirs["sweet_spots"]``, else computed)."""
+    data = {s: load(s, profile, notebook=notebook, result_dirs=result_dirs, device=device, checkpoints=checkpoints)
+            for s in studies.STAGES}
+    given = (result_dirs or {}).get(analysis.NAME)
+    if given and n_boot is None and checkpoints is None:
+        folder = book.resolve_run_path(given[0])
+    else:
+        folder = analysis.run(profile, [d for c in data.values() for d in c.dirs.values()],
+                              n_boot=n_boot or get_profile(profile).n_boot)
+    return SweetSpotData(analysis.read(folder), folder, data)

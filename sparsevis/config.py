@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from sparsevis.prune import canonical_preset, imp_schedule
 
 TRACKS = ("synthetic", "real", "paper")
-METHODS = ("imp", "random", "oneshot", "snip", "imported")
+METHODS = ("imp", "random", "oneshot", "oneshot-random", "snip", "imported")
 STAGES = ("prune", "interpretability", "discovery", "alignment", "book")
 
 
@@ -70,7 +70,7 @@ class PruneRun:
     prune a fresh optimizer and the full ``retrain`` schedule, also after the last prune);
     "random": the same loop with random pruning at matched sparsity; "oneshot": global magnitude
     from the dense model at each of ``levels`` with no retraining (optionally BN-statistics
-    recalibration); "snip": SNIP at initialisation to each level, then ``train``; "imported":
+    recalibration); "oneshot-random": its control, random pruning at each of ``levels``; "snip": SNIP at initialisation to each level, then ``train``; "imported":
     checkpoints made elsewhere, registered by ``python -m sparsevis import-checkpoints`` under
     ``name`` at their realised sparsities ``levels`` (never trained here).
     """
@@ -175,6 +175,11 @@ def _budget(arch: str, iterations: int, retrain: TrainConfig) -> PruneRun:
                     weights="IMAGENET1K_V1", train=None, retrain=retrain, data=_BUDGET_DATA)
 
 
+_DEMO_SYNTHETIC = tuple(_synthetic(a, SynthData(), rate=0.4, iterations=6)
+                        for a in ("sv_resnet_s", "sv_resnet_m", "sv_vit_t"))
+_DEMO_REAL = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+                      weights="IMAGENET1K_V1")
+
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         "tiny",
@@ -192,11 +197,13 @@ PROFILES: dict[str, Profile] = {
     "demo": Profile(
         "demo",
         runs=(
-            _synthetic("sv_resnet_s", SynthData(), rate=0.4, iterations=6),
-            _synthetic("sv_resnet_m", SynthData(), rate=0.4, iterations=6),
-            _synthetic("sv_vit_t", SynthData(), rate=0.4, iterations=6),
-            PruneRun("real", "torchvision/mobilenet_v2", "oneshot",
-                     levels=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), weights="IMAGENET1K_V1"),
+            *_DEMO_SYNTHETIC,
+            # three training seeds of one synthetic model: intervals over training too
+            *(replace(_DEMO_SYNTHETIC[0], seed=s) for s in (1, 2)),
+            _DEMO_REAL,
+            # the controls: random pruning at the same sparsities (from the same dense model)
+            *(replace(r, method="random") for r in _DEMO_SYNTHETIC),
+            replace(_DEMO_REAL, method="oneshot-random"),
         ),
         n_images=128, n_boot=1000,
         # CPU budget (the book in 25 minutes on 2 cores): fewer IG steps than the paper's 50

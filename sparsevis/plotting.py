@@ -3,11 +3,11 @@
 Every notebook of the book draws through this module::
 
     plotting.use_style()                                   # seaborn theme, fonts, palette, dpi
-    prov = plotting.provenance(tracks, profile, run_ids, book.config_hash(profile), "pruning")
+    data = chapters.load("interpretability", profile, notebook="interpretability")
     fig, ax = plt.subplots()
-    twin = plotting.metric_vs_sparsity(ax, rows, label="Grad-CAM", accuracy=acc_rows)
+    plotting.line_with_band(ax, rows["sparsity"], rows["value"], rows["ci_low"], rows["ci_high"])
     plotting.sparsity_axis(ax)                             # x = sparsity on a -log10(1 - s) scale
-    plotting.legend(ax, twin)
+    prov = data.provenance("synthetic")                    # track, profile, run ids, config, lineage
     plotting.show(fig, "rma-resnet", "What is plotted ...", prov)  # PNG + SVG, figure + caption
     display(plotting.sparsity_slider(frames, labels))      # static HTML/JS: works with no kernel
 
@@ -158,42 +158,6 @@ def line_with_band(ax, x, y, low=None, high=None, label=None, color=None, marker
         if ok.any():
             ax.fill_between(x[order][ok], lo[ok], hi[ok], color=line.get_color(), alpha=alpha, lw=0)
     return line
-
-
-def metric_vs_sparsity(ax, df, label: str | None = None, color=None, accuracy=None,
-                       accuracy_label: str = "top-1 accuracy", twin=None):
-    """Plot one metric against sparsity, with top-1 accuracy on a twin y axis.
-
-    ``df``: tidy rows of one series (columns sparsity, value, ci_low, ci_high). ``accuracy``:
-    optional tidy rows of the same run's accuracy, drawn grey and dashed on the right axis
-    (the paper's figures do this). Returns the twin axis (or None) so several series can share it.
-    """
-    line_with_band(ax, df["sparsity"], df["value"], df.get("ci_low"), df.get("ci_high"),
-                   label=label, color=color)
-    if accuracy is not None and len(accuracy):
-        twin = twin or ax.twinx()
-        line_with_band(twin, accuracy["sparsity"], accuracy["value"], accuracy.get("ci_low"),
-                       accuracy.get("ci_high"), label=accuracy_label, color="0.45", ls="--",
-                       marker="s", alpha=0.08, lw=1.2, markersize=3.5)
-        twin.set_ylabel(accuracy_label, color="0.35")
-        twin.tick_params(axis="y", colors="0.35")
-        twin.grid(False)
-        twin.spines["right"].set_visible(True)
-    if twin is not None:   # the metric in front of the accuracy line
-        ax.set_zorder(twin.get_zorder() + 1)
-        ax.patch.set_visible(False)
-    return twin
-
-
-def legend(ax, *others, **kw):
-    """One legend on ``ax`` for the lines of ``ax`` and of its twin axes ``others``."""
-    handles, labels = ax.get_legend_handles_labels()
-    for other in others:
-        if other is not None:
-            h, lab = other.get_legend_handles_labels()
-            handles, labels = handles + h, labels + lab
-    kw.setdefault("fontsize", 7.5)
-    return ax.legend(handles, labels, **kw)
 
 
 def example_order(datasets: Sequence[str], n: int | None = None) -> list[int]:

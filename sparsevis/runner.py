@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -179,6 +180,8 @@ def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float
     seed_everything(run.seed * 1000 + k)
     state = out / f"iter-{k:02d}.state.pt"
     if run.method in ("imp", "random"):
+        if k == 0 and (dense := _shared_dense(run)) is not None:
+            return dense
         if k == 0:
             model = models.create(run.arch, num_classes=data.num_classes, weights=run.weights)
             cfg = run.train
@@ -193,9 +196,12 @@ def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float
             train(model, data.train, cfg, seed=run.seed * 1000 + k, device=device, state_path=state,
                   desc=f"{run.label} it{k}")
         return model
-    if run.method == "oneshot":
+    if run.method in ("oneshot", "oneshot-random"):
         model = models.create(run.arch, weights=run.weights)
-        prune.global_magnitude(model, target, preset=run.preset)
+        if run.method == "oneshot":
+            prune.global_magnitude(model, target, preset=run.preset)
+        else:   # the control: the same sparsity, weights chosen at random
+            prune.random_prune(model, target, preset=run.preset, seed=run.seed * 1000 + k)
         if run.bn_recalibration:
             recalibrate_bn(model, data.calibration.split(32), device)
         return model
@@ -206,6 +212,20 @@ def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float
     train(model, data.train, run.train, seed=run.seed, device=device, state_path=state,
           desc=f"{run.label} snip{target:.2f}")
     return model
+
+
+def _shared_dense(run: PruneRun):
+    """A random-pruning control starts from the dense model of its magnitude-pruning twin (the
+    same configuration but the criterion) when that one is trained already: the two series then
+    differ by the pruning criterion alone, and the dense training is not paid twice."""
+    if run.method != "random":
+        return None
+    twin = replace(run, method="imp")
+    ckpt = run_dir(twin) / "iter-00.pt"
+    if not ckpt.exists():
+        return None
+    log.info("%s: dense model from %s", run.label, ckpt)
+    return prune.load(ckpt, expect={"run_id": series_key(twin), "arch": run.arch})
 
 
 def _write_results(run: PruneRun, out: Path, rid: str) -> None:

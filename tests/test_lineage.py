@@ -189,3 +189,34 @@ def test_killed_study_resumes_to_the_same_results(store, tmp_path):
     a = pd.concat(pd.read_csv(p) for p in sorted(resumed.glob("*.items.csv.gz")))
     b = pd.concat(pd.read_csv(p) for p in sorted(clean.glob("*.items.csv.gz")))
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+@pytest.mark.slow
+def test_imported_series_goes_through_every_study_and_the_sweet_spot_chapter(store, tmp_path):
+    """Plain torchvision state dicts at three sparsities: imported, then the three studies and
+    the sweet-spot chapter under papermill take them like a sparsevis run."""
+    pm = pytest.importorskip("papermill")
+    from tests.conftest import DATA
+
+    if DATA is None:
+        pytest.skip("model-vs-human stimuli not available")
+    src = tmp_path / "mine"
+    _plain_state_dicts(src)
+    import_checkpoints(src, "torchvision/mobilenet_v2", label="mine")
+    env = {"SPARSEVIS_DATA_DIR": str(DATA), "SPARSEVIS_FIGURES_DIR": str(tmp_path / "figures")}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        out = tmp_path / "sweet_spots.ipynb"
+        pm.execute_notebook(str(ROOT / "notebooks" / "sweet_spots.ipynb"), str(out),
+                            parameters={"profile": "tiny", "device": "cpu", "checkpoints": "mine", "n_boot": 200},
+                            cwd=str(tmp_path), kernel_name="python3", progress_bar=False, log_output=False)
+    for stage in studies.STAGES:
+        (folder,) = store.glob(f"{stage}/tiny/real-mobilenet_v2-imported-mine-*")
+        rows = pd.read_csv(folder / "results.csv")
+        assert sorted(rows["iteration"].unique()) == [0, 1, 2] and (rows["prune_method"] == "imported").all()
+    (analysis,) = store.glob("analysis/tiny/sweet_spots-*")
+    verdicts = pd.read_csv(analysis / "verdicts.csv")
+    assert set(verdicts["study"]) == set(studies.STAGES) and (verdicts["prune_method"] == "imported").all()
+    text = out.read_text()
+    assert "Effect of pruning" in text and (tmp_path / "figures" / "sweet-spots-effects-real.png").is_file()

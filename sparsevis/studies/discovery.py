@@ -19,6 +19,9 @@ from sparsevis.tracks import N_EXAMPLES, DiscoverySet, Track
 from .base import Rows
 
 BASELINE = "full-image (baseline)"
+# The discovery methods a study runs, with what they are: the paper's (LOST), an extension
+# (TokenCut), or a baseline that does not depend on the model (so it has no sweet spot).
+METHODS = {"lost": "paper", "tokencut": "extension", BASELINE: "baseline"}
 
 NAME = "discovery"
 
@@ -85,7 +88,7 @@ def discover(model, data: DiscoverySet, *, device="auto", batch_size: int = 32, 
                        torch.tensor([hw[j] for j in js]), surf.grid(padded[js[0]].shape[-2:]))
 
     n = len(data.items)
-    found = {m: torch.zeros(n, 4) for m in ("lost", "tokencut", BASELINE)}
+    found = {m: torch.zeros(n, 4) for m in METHODS}
     gts, details = [None] * n, {}
     bar = tqdm(total=n, desc=f"{desc} {data.dataset}", leave=False)
     feats_of = iterate(model, stacked(), lambda xb: patch_features(model, xb), device=device, progress=False)
