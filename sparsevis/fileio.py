@@ -9,16 +9,19 @@ a built book. A killed writer leaves its temporary file, named ``.<target>.<pid>
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import secrets
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -125,3 +128,23 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     """Short hash of a JSON-serialisable object, independent of dict order."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return sha256_bytes(text.encode("utf-8"))[:length]
+
+
+@contextlib.contextmanager
+def exclusive(directory: str | os.PathLike, what: str = "") -> Iterator[None]:
+    """Hold ``directory``'s lock (its ``.lock`` file, POSIX ``flock``) for the block, so that two
+    processes on one run store never compute the same unit of work: the second waits (saying
+    so) and then finds it done. The kernel drops the lock of a killed process."""
+    path = Path(directory) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger("sparsevis").warning("%s: another process is working on %s; waiting for it",
+                                                   what or Path(directory).name, directory)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -11,6 +11,7 @@ a complete run. Checkpoints carry the accuracy of their iteration.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from sparsevis import distributed, models, prune, provenance, results, tracks
 from sparsevis.config import PruneRun
-from sparsevis.fileio import atomic_write_json, atomic_write_text, remove_stale_temp_files, sha256_file
+from sparsevis.fileio import atomic_write_json, atomic_write_text, exclusive, remove_stale_temp_files, sha256_file
 from sparsevis.runtime import seed_everything
 from sparsevis.stats import bootstrap_ci
 from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key
@@ -117,10 +118,18 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
     """Run (or resume, or find finished) one prune experiment; returns its directory.
 
     ``retrain``: keep the existing series under ``<dir>.superseded-<time>`` and train anew.
+    A track whose training takes GPU-days does not train on the CPU unless ``device="cpu"``
+    says so. Two processes on one run store never train the same series: the second waits for
+    the first (a lock on the series' folder) and then finds it finished.
     """
     if run.method == "imported":
         raise ValueError(f"{run.label}: an imported series is registered by import-checkpoints, not trained")
+    requested = str(device)
     device = distributed.process_device(device)   # under torchrun: this rank's own GPU
+    if tracks.get(run.track).expensive_training and device.type == "cpu" and requested != "cpu":
+        raise ValueError(f"{run.label}: device={requested!r} resolved to the CPU (no usable GPU: check the "
+                         "driver with torch.cuda.is_available()); training this track on the CPU takes "
+                         "months. Pass --device cpu to do it anyway.")
     out = run_dir(run, store)
     if retrain and out.exists() and distributed.is_main():
         shutil.move(str(out), f"{out}.superseded-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -128,12 +137,20 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
     found = find_series(run, store, strict)
     if found is not None:
         return found
+    if not distributed.is_main():   # rank 0 holds the lock; the others follow it at its barriers
+        return _train_series(run, out, device, strict)
+    with exclusive(out, run.label):
+        return find_series(run, store, strict) or _train_series(run, out, device, strict)
+
+
+def _train_series(run: PruneRun, out: Path, device, strict: bool) -> Path:
     if out.exists():
         _check_lineage(run, out, strict)
     track = tracks.get(run.track)
     data = track.train_data(run)
     version = code_version(run.track)
     main = distributed.is_main()   # under torchrun rank 0 writes; the others wait at barriers
+    threads = lineage(out).get("threads") if device.type == "cpu" else None
     if main:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(out)   # what a killed writer left
@@ -141,11 +158,35 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
         if record.get("data") not in (None, data.digest):
             log.warning("%s: the training data changed since this run started (digest %s, now %s)",
                         run.label, record["data"], data.digest)
+        # CPU kernels reduce in an order that depends on the thread count: a run resumes with the
+        # count it started with, and records it, so its checkpoints do not depend on the layout
         atomic_write_json(out / "config.json", {"run": run.record(), "run_id": series_key(run),
                                                 "code_version": record.get("code_version", version),
                                                 "resumed_with": version, "data": data.digest,
-                                                "weights": _weights_identity(run)})
+                                                "weights": _weights_identity(run), "device": device.type,
+                                                "threads": threads or torch.get_num_threads(),
+                                                "world_size": distributed.world_size()})
+    log.info("prune %s: device %s, world size %d, %d CPU threads", run.label, device, distributed.world_size(),
+             threads or torch.get_num_threads())
     distributed.barrier()
+    with _cpu_threads(threads):
+        _iterations(run, data, out, device, version)
+    return out
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None):
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, version: str) -> None:
+    main = distributed.is_main()
     rid = series_key(run)
     parent = None
     levels = run.sparsities
@@ -172,7 +213,6 @@ def run_prune(run: PruneRun, device: str = "auto", store: Path | None = None, st
         _write_results(run, out, rid)
         atomic_write_text(out / "DONE", "complete\n")
     distributed.barrier()
-    return out
 
 
 def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float, out: Path, device):

@@ -3,6 +3,7 @@ it (a warning, or a refusal under --strict), nothing expensive starts implicitly
 checkpoints are a series like any other, and a killed study resumes to the same results."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -220,3 +221,46 @@ def test_imported_series_goes_through_every_study_and_the_sweet_spot_chapter(sto
     assert set(verdicts["study"]) == set(studies.STAGES) and (verdicts["prune_method"] == "imported").all()
     text = out.read_text()
     assert "Effect of pruning" in text and (tmp_path / "figures" / "sweet-spots-effects-real.png").is_file()
+
+
+def test_a_resumed_run_keeps_its_thread_count(store):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = runner.run_prune(RUN, device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((out / "config.json").read_text())["threads"] == 1
+    hashes = Series.at(out).hashes
+    (out / "iter-01.pt").unlink()
+    torch.set_num_threads(2)
+    try:   # resumed in another layout: it trains with the recorded count, so the same weights
+        runner.run_prune(RUN, device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    assert Series.at(out).hashes == hashes
+
+
+TWO = """
+import sys, time
+from sparsevis import runner
+from tests.test_lineage import RUN
+t = time.time()
+out = runner.run_prune(RUN, device="cpu")
+print(out, round(time.time() - t, 1))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_store_train_a_series_once(store):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
+    procs = [subprocess.Popen([sys.executable, "-c", TWO], env=env, cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    dirs = {o.strip().splitlines()[-1].split()[0] for o, _ in outs}
+    assert len(dirs) == 1
+    assert sum("another process is working" in err for _, err in outs) == 1   # one waited
+    assert len(Series.at(Path(dirs.pop())).checkpoints) == 2

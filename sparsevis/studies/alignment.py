@@ -63,7 +63,8 @@ def evaluate(model, track: Track, sets: list[AlignmentSet], params: dict, device
              context: dict) -> dict:
     """``context``: ``dense`` the dense checkpoint's decisions per dataset (None while
     evaluating the dense checkpoint itself), ``exclude`` images held out of this series (its BN
-    recalibration set)."""
+    recalibration set), ``raw_data`` (folder, model id) where the decisions are written in
+    model-vs-human's raw-data CSV schema (one model id per checkpoint)."""
     dense, exclude = context.get("dense"), context.get("exclude", set())
     decisions, comparisons = {}, []
     for s in sets:
@@ -73,6 +74,9 @@ def evaluate(model, track: Track, sets: list[AlignmentSet], params: dict, device
         else:
             decisions[s.dataset], cmp = _with_humans(model, s, device, rows, ref, exclude)
             comparisons.append(cmp)
+            if "raw_data" in context:   # model-vs-human's own analysis and plots read these unchanged
+                folder, model_id = context["raw_data"]
+                alignment.write_raw_csv(decisions[s.dataset], model_id, folder, dataset=s.dataset)
     if comparisons:   # model-vs-human's benchmark numbers: its condition exclusions, pooled accuracy
         cmp = pd.concat(comparisons, ignore_index=True)
         bench = alignment.benchmark_aggregates(cmp)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from sparsevis import prune, provenance, results, tracks
 from sparsevis.config import PruneRun, get_profile
 from sparsevis.features import is_cnn
-from sparsevis.fileio import atomic_torch_save, atomic_write_text, remove_stale_temp_files, stable_hash
+from sparsevis.fileio import atomic_torch_save, atomic_write_text, exclusive, remove_stale_temp_files, stable_hash
 from sparsevis.runner import ensure_series
 from sparsevis.runtime import resolve_device
 from sparsevis.store import Series, runs_dir
@@ -69,6 +69,15 @@ def run_study(study: ModuleType, run: PruneRun, profile: str, device: str = "aut
     out = study_dir(study, run, profile, series)
     if (out / "DONE").exists():
         return out
+    with exclusive(out, f"{stage} {series.label}"):   # a second process waits, then finds it done
+        if not (out / "DONE").exists():
+            _evaluate_series(study, run, profile, device, series, data, params, out)
+    return out
+
+
+def _evaluate_series(study, run, profile, device, series, data, params, out) -> None:
+    stage = study.NAME
+    track = tracks.get(run.track)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out)   # what a killed writer left
     context: dict = {}
@@ -88,6 +97,7 @@ def run_study(study: ModuleType, run: PruneRun, profile: str, device: str = "aut
             model.to(memory_format=torch.channels_last)
         meta = model.sparsevis_checkpoint
         context["exclude"] = set(meta.get("calibration_images", []))
+        context["raw_data"] = (out / "raw-data", f"{series.label}-it{meta['iteration']:02d}")
         rows = Rows(base_row(run, profile, meta, sum(p.numel() for p in model.parameters()), stage,
                              series.id), params["n_boot"])
         ex = study.evaluate(model, track, data, params, device, rows, context)
@@ -104,5 +114,4 @@ def run_study(study: ModuleType, run: PruneRun, profile: str, device: str = "aut
     frames = [results.read(p) for p in sorted(out.glob("iter-*.csv"))]
     results.write(pd.concat(frames, ignore_index=True), out / "results.csv")
     atomic_write_text(out / "DONE", "complete\n")
-    return out
 
