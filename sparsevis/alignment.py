@@ -41,8 +41,17 @@ import pandas as pd
 import torch
 
 from .data import imagenet16
+from .data.mvh import CONDITIONS, MVHImages
+from .features import extract
 from .fileio import atomic_write_text
-from .metrics import accuracy, accuracy_difference, error_consistency, observed_consistency, shape_bias
+from .metrics import (
+    accuracy,
+    accuracy_difference,
+    error_consistency,
+    observed_consistency,
+    shape_bias,
+)
+from .runtime import resolve_device
 from .stats import bootstrap_ci, bootstrap_ci_paired
 
 __all__ = [
@@ -116,11 +125,8 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     """
     from torch.utils.data import DataLoader
 
-    from .features import extract
-    from .runtime import resolve_device
 
     if isinstance(dataset, str):
-        from .data.mvh import MVHImages
 
         dataset = MVHImages(dataset, root=root)
     if mapping == "imagenet16":
@@ -180,7 +186,6 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
 # ----------------------------------------------------------------------------- helpers
 def _groups(df: pd.DataFrame):
     """(dataset, condition) groups in a stable order (condition order of the benchmark when known)."""
-    from .data.mvh import CONDITIONS
 
     keys = df[["dataset", "condition"]].drop_duplicates()
 

@@ -36,11 +36,16 @@ from pathlib import Path
 from sparsevis import provenance, results, studies, tracks
 from sparsevis.analysis import stage as analysis
 from sparsevis.config import get_profile
+from sparsevis.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    sha256_file,
+    stable_hash,
+)
 from sparsevis.runner import TrainingRequired, ensure_series, find_series
 from sparsevis.runtime import default_jobs, run_parallel
 from sparsevis.store import runs_dir
-from sparsevis.fileio import (atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file,
-                              stable_hash)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 STUDY_STAGES = ("interpretability", "discovery", "alignment")

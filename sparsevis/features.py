@@ -48,6 +48,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsevis import precision as prec
+from sparsevis.models import surface
 from sparsevis.runtime import cpu_cores, resolve_device
 
 SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
@@ -161,7 +162,6 @@ def _split_batch(batch, input_key) -> tuple[torch.Tensor, Any]:
 # --------------------------------------------------------------------------------------------
 def is_cnn(model: nn.Module) -> bool:
     """True for convolutional networks (channels-last helps them; ViT/Swin gain nothing)."""
-    from sparsevis.models import surface
 
     try:
         return surface(model).kind == "cnn"
@@ -199,7 +199,6 @@ def _resolve_fn(model: nn.Module, fn) -> Callable:
     if isinstance(fn, str):
         if fn not in SURFACE_OUTPUTS:
             raise ValueError(f"fn={fn!r}: expected a callable, None/'logits' or one of {SURFACE_OUTPUTS}")
-        from sparsevis.models import surface
 
         return getattr(surface(model), fn)
     if not callable(fn):

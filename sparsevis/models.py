@@ -22,6 +22,8 @@ import torchvision
 from timm.models import register_model
 from torch import nn
 
+from sparsevis.checkpoint_format import load_state_dict_file
+
 SOURCES = ("torchvision", "timm")
 
 
@@ -132,8 +134,6 @@ def create(name: str, num_classes: int | None = None, weights: str | Path | None
                              "(no hub access); pass its path")
         model = timm.create_model(arch, pretrained=False, **extra)
     if local:
-        from sparsevis.prune import load_state_dict_file
-
         model.load_state_dict(load_state_dict_file(weights, expected_arch=f"{source}/{arch}"))
     model.sparsevis_arch = f"{source}/{arch}"
     return model
@@ -271,7 +271,12 @@ def surface(model: nn.Module) -> Surface:
     """Uniform access to a supported model (see :class:`Surface`)."""
     from timm.models.resnet import ResNet as TimmResNet
     from timm.models.vision_transformer import VisionTransformer as TimmViT
-    from torchvision.models import MobileNetV2, ResNet, SwinTransformer, VisionTransformer
+    from torchvision.models import (
+        MobileNetV2,
+        ResNet,
+        SwinTransformer,
+        VisionTransformer,
+    )
 
     if isinstance(model, (ResNet, TimmResNet)):
         return Surface(model, "cnn", model.conv1, model.fc, _measured_stride(model, model.layer4),

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsevis import features, tracks
+from sparsevis import features, models, tracks
+from sparsevis.runtime import resolve_device
 from sparsevis.tracks import paper as paper_track
-
 
 # images/s on one RTX 3090 (timm benchmark tables, AMP + channels-last; see the module docstring).
 # Swin-V2-T is timm's swinv2_tiny_window8_256 measured at 256 px, scaled by (256/224)^2 to 224 px.
@@ -74,8 +74,6 @@ def measure_train_throughput(arch: str, device: str = "auto", batch_size: int = 
     bf16 autocast on CUDA): the GPU-bound rate :func:`plan` needs. Calibrate the estimate with
     ``plan(profile, throughput={"resnet50": measure_train_throughput("torchvision/resnet50")})``
     (the value is taken as training images/s for the GPU you name with ``gpu=``)."""
-    from sparsevis import models
-    from sparsevis.runtime import resolve_device
 
     device = resolve_device(device)
     model = models.create(arch, num_classes=1000).to(device).train()

@@ -30,6 +30,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from sparsevis.fileio import atomic_write_bytes
+
 # The repository the Colab badges and set-up cells point at: the one place to change it.
 GITHUB_REPO = "sparsevis/sparsevis"
 GITHUB_BRANCH = "main"
@@ -184,7 +186,6 @@ def figures_dir(out_dir: str | os.PathLike | None = None) -> Path:
 
 def savefig(fig, name: str, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Write ``fig`` as ``<name>.png`` and ``<name>.svg``; returns {"png": path, "svg": path}."""
-    from sparsevis.fileio import atomic_write_bytes
 
     if not name or any(c in name for c in "/\\ "):
         raise ValueError(f"figure name {name!r}: expected a file stem without spaces or slashes")

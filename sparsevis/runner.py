@@ -21,9 +21,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sparsevis import distributed, models, prune, provenance, results, tracks
+from sparsevis import distributed, models, provenance, prune, results, tracks
 from sparsevis.config import PruneRun
-from sparsevis.fileio import atomic_write_json, atomic_write_text, exclusive, remove_stale_temp_files, sha256_file
+from sparsevis.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    exclusive,
+    remove_stale_temp_files,
+    sha256_file,
+)
 from sparsevis.runtime import seed_everything
 from sparsevis.stats import bootstrap_ci
 from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key

@@ -36,6 +36,7 @@ from sparsevis.config import TrainConfig
 from sparsevis.discovery import lost
 from sparsevis.fileio import atomic_write_json
 from sparsevis.runtime import resolve_device
+from sparsevis.train import train
 
 CHECKS = ("masks", "train_step", "features_fp32", "lost_boxes", "metric_kernels",
           "throughput_train", "throughput_features")
@@ -95,7 +96,6 @@ def _check_masks(device: torch.device, compare: bool) -> dict:
 
 
 def _check_train_step(device: torch.device) -> dict:
-    from sparsevis.train import train
 
     model = _model("timm/sv_resnet_s")
     prune.global_magnitude(model, 0.5, verbose=False)
@@ -168,7 +168,6 @@ def _timed(fn: Callable, device: torch.device) -> float:
 
 
 def _check_throughput_train(device: torch.device, n_batches: int, batch: int, size: int) -> dict:
-    from sparsevis.train import train
 
     xs = [_images(batch, size, seed=s) for s in range(n_batches)]
     ys = [torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(s)) for s in range(n_batches)]

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from sparsevis import distributed, prune
 from sparsevis import precision as prec
 from sparsevis.config import TrainConfig
-from sparsevis.features import is_cnn
+from sparsevis.features import extract, is_cnn
 from sparsevis.fileio import atomic_torch_save
 
 # Recipe options read from the training config with these defaults (each one off):
@@ -355,7 +355,6 @@ def predict(model: nn.Module, data, device: torch.device, batch_size: int = 256)
     """Float32 logits for every sample of ``data`` in order (no augmentation), through the one
     inference path (:func:`sparsevis.features.extract`, without autocast); the model is left
     in eval mode."""
-    from sparsevis.features import extract
 
     batches = (x for x, _ in data.epoch(0, batch_size, 0, shuffle=False))
     out = extract(model, batches, device=device, precision="fp32", progress=False)

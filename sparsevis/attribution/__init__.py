@@ -27,10 +27,10 @@ degenerate (``sparsevis.metrics.degenerate``). :func:`randomisation_check` is
 the model-randomisation sanity check of Adebayo et al. (2018).
 """
 # import order = registration order (paper methods first within METHODS regardless)
-from .gradients import Gradient, IGSmoothGrad
-from .cam import GradCam, GuidedGradCamMethod
 from .attention import ClsAttention, Rollout, block_attention, block_qk
 from .base import Attribution, channel_energy, eval_mode, minmax, upsample
+from .cam import GradCam, GuidedGradCamMethod
+from .gradients import Gradient, IGSmoothGrad
 from .registry import METHODS, attribute, describe, get_method, methods_for, register
 from .sanity import randomisation_check, randomise, spearman
 

@@ -7,7 +7,7 @@ import torch
 from captum.attr import GuidedBackprop, GuidedGradCam, LayerGradCam
 from torch import nn
 
-from .base import _leaf, Attribution, channel_energy, check_choice, minmax, upsample
+from .base import Attribution, _leaf, channel_energy, check_choice, minmax, upsample
 from .registry import register
 
 VIT_LAYERS = ("auto", "output", "attn_input")

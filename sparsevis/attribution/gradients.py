@@ -7,7 +7,15 @@ from __future__ import annotations
 import torch
 from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 
-from .base import _leaf, KINDS, Attribution, channel_energy, check_choice, check_int, seeded
+from .base import (
+    KINDS,
+    Attribution,
+    _leaf,
+    channel_energy,
+    check_choice,
+    check_int,
+    seeded,
+)
 from .registry import register
 
 

@@ -14,6 +14,8 @@ import copy
 import torch
 from torch import nn
 
+from sparsevis.prune.masks import apply_masks
+
 from .base import eval_mode, predicted
 from .registry import attribute
 
@@ -83,7 +85,6 @@ def randomise(model: nn.Module, seed: int = 0, init: str = "reset", std: float =
                 if p.ndim >= 2:
                     p.normal_(0.0, std)
     if keep_masks:
-        from sparsevis.prune.masks import apply_masks
 
         apply_masks(clone)
     return clone

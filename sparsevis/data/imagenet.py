@@ -28,8 +28,13 @@ from torch.utils.data import Dataset
 
 from .paths import data_root, load_rgb, require_dataset
 from .subsets import select_images
-from .transforms import (IMAGENET_MEAN, IMAGENET_STD, eval_transform,  # noqa: F401 (re-exported from here)
-                         normalize_transform, train_transform)
+from .transforms import (  # noqa: F401 (re-exported from here)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    eval_transform,
+    normalize_transform,
+    train_transform,
+)
 
 N_CLASSES = 1000
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")   # compared lower-case

@@ -22,7 +22,11 @@ from .accuracy import accuracy
 from .base import STUDIES, MetricInfo, check_maps_masks
 from .corloc import box_iou, corloc, corloc_hits
 from .degenerate import degenerate
-from .error_consistency import accuracy_difference, error_consistency, observed_consistency
+from .error_consistency import (
+    accuracy_difference,
+    error_consistency,
+    observed_consistency,
+)
 from .faithfulness import deletion_auc, insertion_auc, perturbation_curve
 from .pointing_game import pointing_game
 from .relevance_mass import relevance_mass_accuracy

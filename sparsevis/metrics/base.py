@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
 STUDIES = ("prune", "interpretability", "discovery", "alignment")
 #: How a pruned value is compared with the dense one: "ratio" (pruned / dense, or dense /
 #: pruned when lower is better) only for metrics on a non-negative scale; "difference"

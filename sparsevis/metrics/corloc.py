@@ -7,6 +7,7 @@ import torch
 
 from .base import MetricInfo, as_tensor
 
+
 def _check_boxes(boxes, name: str, shape: str) -> torch.Tensor:
     boxes = as_tensor(boxes, name)
     if boxes.ndim != 2 or boxes.shape[1] != 4:

@@ -6,6 +6,7 @@ import torch
 
 from .base import MetricInfo
 
+
 def _labels(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()

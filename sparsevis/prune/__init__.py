@@ -7,9 +7,19 @@ The public surface (design.md)::
     imp_schedule(rate, iterations)   sparsity(model, scope)   report(model)
     save(model, path, **meta)   load(path, model=None)
 """
-from .checkpoint import load, load_state_dict_file, read, save
-from .masks import (apply_masks, mask_state, masked_parameters, pruning_info, report,
-                    set_mask_state, sparsity, sync_masks)
+from sparsevis.checkpoint_format import load_state_dict_file, read
+
+from .checkpoint import load, save
+from .masks import (
+                    apply_masks,
+                    mask_state,
+                    masked_parameters,
+                    pruning_info,
+                    report,
+                    set_mask_state,
+                    sparsity,
+                    sync_masks,
+)
 from .methods import global_magnitude, imp_schedule, prune_by_scores, random_prune, snip
 from .presets import BASES, Prunable, canonical_preset, prunable
 

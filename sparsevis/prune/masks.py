@@ -27,6 +27,8 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
+from sparsevis import distributed
+
 from .presets import Prunable, prunable
 
 MASK_SUFFIX = "_mask"
@@ -125,7 +127,6 @@ def apply_masks(model: nn.Module) -> None:
 
 def sync_masks(model: nn.Module, src: int = 0) -> None:
     """Broadcast the masks from rank ``src`` so every DDP rank prunes the same weights."""
-    from sparsevis import distributed
 
     if not distributed.is_initialized():
         return

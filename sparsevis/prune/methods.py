@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsevis.models import arch_name
+
 from .masks import _n_pruned, get_mask, set_mask, sparsity, sync_masks
 from .presets import canonical_preset, prunable
 
@@ -103,8 +105,6 @@ def prune_by_scores(model: nn.Module, scores: dict[str, torch.Tensor], sparsity_
                                    sparsity=realised, sparsity_all=sparsity(model, "all", preset),
                                    n_prunable=total)
     if verbose:
-        from sparsevis.models import arch_name
-
         print(f"[sparsevis] {method} pruning of {arch_name(model)} over preset '{preset}': "
               f"requested {sparsity_target:.4f}, realised {realised:.4f} of {total:,} prunable "
               f"weights ({model.sparsevis_pruning['sparsity_all']:.4f} of all parameters)")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from sparsevis.models import surface
+
 BASES = ("all", "paper")
 SUFFIXES = ("nostem", "noclassifier")
 
@@ -70,8 +72,6 @@ def prunable(model: nn.Module, preset: str = "all") -> list[Prunable]:
     items = _candidates(model, base)
     drop: set[int] = set()
     if flags:
-        from sparsevis.models import surface
-
         try:
             surf = surface(model)
             stem, head = surf.stem, surf.classifier

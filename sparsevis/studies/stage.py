@@ -9,10 +9,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sparsevis import prune, provenance, results, tracks
+from sparsevis import provenance, prune, results, tracks
 from sparsevis.config import PruneRun, get_profile
 from sparsevis.features import is_cnn
-from sparsevis.fileio import atomic_torch_save, atomic_write_text, exclusive, remove_stale_temp_files, stable_hash
+from sparsevis.fileio import (
+    atomic_torch_save,
+    atomic_write_text,
+    exclusive,
+    remove_stale_temp_files,
+    stable_hash,
+)
 from sparsevis.runner import ensure_series
 from sparsevis.runtime import resolve_device
 from sparsevis.store import Series, runs_dir

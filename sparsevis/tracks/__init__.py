@@ -1,7 +1,15 @@
 """Tracks: one object per track (see :mod:`sparsevis.tracks.base`), found by name."""
 from __future__ import annotations
 
-from .base import N_EXAMPLES, STUDY_SEED, AlignmentSet, DiscoverySet, Images, Track, TrackData
+from .base import (
+    N_EXAMPLES,
+    STUDY_SEED,
+    AlignmentSet,
+    DiscoverySet,
+    Images,
+    Track,
+    TrackData,
+)
 from .paper import Paper
 from .real import Real
 from .synthetic import Synthetic

@@ -19,12 +19,43 @@ from ..boxes import masks_to_boxes
 from ..download import tree_sha256
 from ..paths import data_root
 from ..transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
-from .catalog import (CONDITIONS, DATASETS, LOCAL_DATASETS, N_SUBJECTS, NOISE_DATASETS, SESSION_DATASETS,
-                      TEXTURE_SHAPE_DATASETS, check_dataset, dataset_dir, mvh_root, raw_data_dir)
-from .fetcher import ARCHIVE_SHA256, RAW_DATA_URL, REFERENCE_TREE_SHA256, RELEASE_URL, fetch
-from .images import IMAGE_COLUMNS, IMAGE_SIZE, MVHImages, load_image, load_images, parse_cue_conflict
+from .catalog import (
+                      CONDITIONS,
+                      DATASETS,
+                      LOCAL_DATASETS,
+                      N_SUBJECTS,
+                      NOISE_DATASETS,
+                      SESSION_DATASETS,
+                      TEXTURE_SHAPE_DATASETS,
+                      check_dataset,
+                      dataset_dir,
+                      mvh_root,
+                      raw_data_dir,
+)
+from .fetcher import (
+                      ARCHIVE_SHA256,
+                      RAW_DATA_URL,
+                      REFERENCE_TREE_SHA256,
+                      RELEASE_URL,
+                      fetch,
+)
+from .images import (
+                      IMAGE_COLUMNS,
+                      IMAGE_SIZE,
+                      MVHImages,
+                      load_image,
+                      load_images,
+                      parse_cue_conflict,
+)
 from .masks import SILHOUETTE_THRESHOLD, edge_masks, silhouette_mask
-from .trials import RAW_COLUMNS, TRIAL_COLUMNS, join_trials, load_trials, read_raw_csv, short_imagename
+from .trials import (
+                      RAW_COLUMNS,
+                      TRIAL_COLUMNS,
+                      join_trials,
+                      load_trials,
+                      read_raw_csv,
+                      short_imagename,
+)
 
 __all__ = [
     "DATASETS", "NOISE_DATASETS", "TEXTURE_SHAPE_DATASETS", "SESSION_DATASETS", "LOCAL_DATASETS",

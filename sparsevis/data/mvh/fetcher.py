@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Iterable
 
 from ...fileio import atomic_write_bytes, sha256_bytes, sha256_file
-from ..download import download, extract_tar, open_url, replace_dir, tree_sha256, verify_sha256
+from ..download import (
+    download,
+    extract_tar,
+    open_url,
+    replace_dir,
+    tree_sha256,
+    verify_sha256,
+)
 from .catalog import N_SUBJECTS, check_dataset, mvh_root
 from .images import is_image_file
 from .trials import read_raw_csv

@@ -74,7 +74,16 @@ from .batch import SceneBatch
 from .dataset import SceneDataset, denormalize, normalize
 from .generator import SynthScenes, make_split
 from .preview import save_grid_png
-from .splits import CLASSES, MEAN, OOD_CONDITIONS, SPLITS, STD, TEXTURES, conditions, ood_splits
+from .splits import (
+    CLASSES,
+    MEAN,
+    OOD_CONDITIONS,
+    SPLITS,
+    STD,
+    TEXTURES,
+    conditions,
+    ood_splits,
+)
 
 __all__ = [
     "CLASSES", "TEXTURES", "MEAN", "STD", "SPLITS", "OOD_CONDITIONS",
