@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsevis import book, plotting, results, runner, studies, tracks
+from sparsevis import plotting, results, runner, studies, tracks
 from sparsevis.analysis import stage as analysis
+from sparsevis.book.results import config_hash, label_of, resolve_run_path
 from sparsevis.config import PruneRun, get_profile
 from sparsevis.importer import imported_run
 from sparsevis.store import lineage
@@ -107,8 +108,8 @@ def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, see
     (never paper-track training: :class:`sparsevis.runner.TrainingRequired` names the command).
     """
     runs = select_runs(profile, track, archs, seed, checkpoints)
-    given = {book.label_of(rel): book.resolve_run_path(rel) for rel in (result_dirs or {}).get(stage, [])}
-    given_series = {book.label_of(rel): book.resolve_run_path(rel) for rel in (result_dirs or {}).get(PRUNE, [])}
+    given = {label_of(rel): resolve_run_path(rel) for rel in (result_dirs or {}).get(stage, [])}
+    given_series = {label_of(rel): resolve_run_path(rel) for rel in (result_dirs or {}).get(PRUNE, [])}
     dirs, series, frames, warnings = {}, {}, [], {}
     for run in runs:
         s = given_series.get(run.label) or runner.ensure_series(run, profile, device)
@@ -120,7 +121,7 @@ def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, see
             warnings[run.label] = w
     rows = pd.concat(frames, ignore_index=True).assign(profile=profile)
     rows["model"] = rows["arch"].str.split("/").str[-1] + " · " + rows["prune_method"]
-    return ChapterData(profile, stage, runs, dirs, series, rows, book.config_hash(profile), notebook, warnings)
+    return ChapterData(profile, stage, runs, dirs, series, rows, config_hash(profile), notebook, warnings)
 
 
 @dataclass
@@ -145,7 +146,7 @@ def sweet_spots(profile: str, *, notebook: str, result_dirs: dict | None = None,
             for s in studies.STAGES}
     given = (result_dirs or {}).get(analysis.NAME)
     if given and n_boot is None and checkpoints is None:
-        folder = book.resolve_run_path(given[0])
+        folder = resolve_run_path(given[0])
     else:
         folder = analysis.run(profile, [d for c in data.values() for d in c.dirs.values()],
                               n_boot=n_boot or get_profile(profile).n_boot)
