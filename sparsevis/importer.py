@@ -89,12 +89,12 @@ def import_checkpoints(directory: str | os.PathLike, arch: str, label: str | Non
 def imported_run(label_or_dir: str | os.PathLike) -> PruneRun:
     """The :class:`PruneRun` record of an imported series, from its folder (or its label)."""
     p = Path(label_or_dir)
-    if not p.is_dir():
+    if not (p / "config.json").is_file():   # a label (a folder of the store is taken as it is)
         matches = sorted((runs_dir() / "imported").glob(f"*-imported-{label_or_dir}-*"))
         if not matches:
-            raise FileNotFoundError(f"checkpoints={label_or_dir!r}: no imported series of that label in "
-                                    f"{runs_dir() / 'imported'} (import it with `python -m sparsevis "
-                                    "import-checkpoints DIR --arch NAME --label L`)")
+            raise FileNotFoundError(f"checkpoints={label_or_dir!r}: neither an imported series' folder nor the "
+                                    f"label of one in {runs_dir() / 'imported'} (import it with `python -m "
+                                    "sparsevis import-checkpoints DIR --arch NAME --label L`)")
         p = matches[-1]
     record = lineage(p).get("run")
     if not record:

@@ -323,3 +323,23 @@ def make_imagenet(root, n_classes: int = 3, n_train: int = 6, n_val: int = 2, se
         split, wnid, f = jobs[j]
         _jpeg(idir / split / wnid / f, int(rng.integers(24, 48)), int(rng.integers(24, 48)), rng)
     return ImageNetFixture(root=root, dir=idir, wnids=wnids, files=files)
+
+
+def sigkill_when(code: str, store: Path, pattern: str, env: dict | None = None, timeout: float = 300) -> None:
+    """Run ``code`` in a child Python (run store ``store``, this checkout importable) and kill -9
+    it as soon as a file matching ``pattern`` (a glob under ``store``) appears."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, SPARSEVIS_RUNS_DIR=str(store), PYTHONPATH=str(root), TQDM_DISABLE="1", **(env or {}))
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=root,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and child.poll() is None and not list(store.glob(pattern)):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()

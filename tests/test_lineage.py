@@ -7,10 +7,8 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from sparsevis.store import Series, run_dir, runs_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from fixtures import make_voc  # noqa: E402
+from fixtures import make_voc, sigkill_when  # noqa: E402
 RUN = PruneRun("synthetic", "timm/sv_resnet_s", "imp", rate=0.5, iterations=1, seed=7,
                data=SynthData(n_train=64, n_test=32),
                train=TrainConfig(epochs=1, lr=0.05, batch_size=32),
@@ -170,14 +168,7 @@ studies.run_study("interpretability", RUN, "tiny", device="cpu")
 @pytest.mark.slow
 def test_killed_study_resumes_to_the_same_results(store, tmp_path):
     runner.run_prune(RUN, device="cpu")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
-    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(store.glob("interpretability/tiny/*/iter-00.csv")):
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    sigkill_when(CHILD, store, "interpretability/tiny/*/iter-00.csv")
     out = next(store.glob("interpretability/tiny/*"))
     assert not (out / "DONE").exists(), "the child finished before it was killed"
     resumed = studies.run_study("interpretability", RUN, "tiny", device="cpu")

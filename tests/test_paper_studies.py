@@ -104,7 +104,7 @@ def test_interpretability_excludes_void(data, series, monkeypatch):
         for method in set(rows["method"]):
             rma = by[(it, method, "relevance_mass_accuracy")]
             assert rma == pytest.approx(expected, rel=1e-5)
-            assert abs(rma - void_as_fg) > 0.1 and abs(rma - void_as_bg) > 0.01
+            assert abs(rma - void_as_fg) > 0.05 and abs(rma - void_as_bg) > 0.01
             assert by[(it, method, "relevance_rank_accuracy")] == pytest.approx(1.0)
             assert by[(it, method, "degenerate_maps")] == 0
             assert by[(it, method, "pointing_game")] == 1.0   # the void maximum is not a miss
@@ -118,11 +118,16 @@ def test_interpretability_runs_the_attribution_methods(data, series):
     out = studies.run_study("interpretability", RUN, "paper", device="cpu")
     rows = pd.read_csv(out / "results.csv")
     methods = interpretability_study.methods_for(models.create(RUN.arch))
-    assert len(rows) == 2 * len(methods) * 3
-    # an untrained model's Grad-CAM can be all zero: no relevance mass, so no RMA (NaN, n = 0)
-    undefined = rows["value"].isna()
-    assert (rows.loc[undefined, "metric"] == "relevance_mass_accuracy").all()
-    assert (rows.loc[~undefined, "n"] == 2).all()
+    per_map = ("relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "degenerate_maps")
+    assert len(rows) == 2 * len(methods) * len(per_map) and set(rows["metric"]) == set(per_map)
+    # an untrained model's Grad-CAM can be flat (degenerate): its RMA and RRA are undefined, so
+    # those means are over fewer images (their n says how many), and the share of flat maps is
+    # reported beside them over every image
+    share = rows[rows["metric"] == "degenerate_maps"]
+    assert (share["n"] == 2).all() and share["value"].between(0, 1).all()
+    undefined = rows["metric"].isin(per_map[:2]) & (rows["n"] < 2)
+    assert set(rows.loc[undefined, "metric"]) <= set(per_map[:2])
+    assert (rows.loc[rows["metric"] == "pointing_game", "n"] == 2).all()
     assert {m.split("[")[0] for m in rows["method"]} == set(methods)
     ex = torch.load(out / "iter-01.examples.pt", weights_only=False)
     assert all(m.shape == (2, 224, 224) for m in ex["maps"].values())

@@ -1,8 +1,3 @@
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +6,7 @@ import pytest
 from sparsevis import prune, results
 from sparsevis.cli import main
 from sparsevis.config import PruneRun, SynthData, TrainConfig, get_profile
+from tests.fixtures import sigkill_when
 
 RUN = PruneRun("synthetic", "timm/sv_resnet_s", "imp", rate=0.5, iterations=1, seed=3,
                data=SynthData(n_train=96, n_test=32),
@@ -35,17 +31,9 @@ def _hashes(directory: Path) -> list[str]:
 def test_kill_and_resume_gives_identical_checkpoints(tmp_path, monkeypatch):
     from sparsevis.runner import run_prune
 
-    root = Path(__file__).resolve().parents[1]
     killed_store = tmp_path / "killed"
-    env = dict(os.environ, SPARSEVIS_RUNS_DIR=str(killed_store), PYTHONPATH=str(root))
-    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, cwd=root,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # kill -9 in the middle of iteration 1's retraining, after it saved an epoch state
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(killed_store.rglob("iter-01.state.pt")):
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    sigkill_when(CHILD, killed_store, "prune/*/iter-01.state.pt", timeout=240)
     run_dir = next((killed_store / "prune").iterdir())
     assert list(run_dir.glob("iter-01.state.pt")), "the child was not killed mid-iteration"
     assert not (run_dir / "DONE").exists()

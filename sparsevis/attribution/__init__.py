@@ -26,7 +26,6 @@ Min-max maps are in [0, 1]; a constant map becomes all zeros, which the metrics 
 degenerate (``sparsevis.metrics.degenerate``). :func:`randomisation_check` is
 the model-randomisation sanity check of Adebayo et al. (2018).
 """
-# import order = registration order (paper methods first within METHODS regardless)
 from .attention import ClsAttention, Rollout, block_attention, block_qk
 from .base import Attribution, channel_energy, eval_mode, minmax, upsample
 from .cam import GradCam, GuidedGradCamMethod

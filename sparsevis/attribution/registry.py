@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 #: name -> method class; the paper's methods first, then the extensions, each group in
-#: registration order (the order of tables, legends and figure rows).
+#: :data:`ORDER` (the order of tables, legends and figure rows), methods it does not name last.
 METHODS: dict = {}
+ORDER = ("ig_smoothgrad", "gradcam", "guided_gradcam", "cls_attention", "gradient", "rollout")
 
 
 def register(cls):
@@ -28,7 +29,8 @@ def register(cls):
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"attribution method {cls.name!r} is registered twice "
                          f"({METHODS[cls.name].__qualname__} and {cls.__qualname__})")
-    ordered = sorted([*(c for c in METHODS.values() if c is not cls), cls], key=lambda c: not c.paper)
+    ordered = sorted([*(c for c in METHODS.values() if c is not cls), cls],
+                     key=lambda c: (not c.paper, ORDER.index(c.name) if c.name in ORDER else len(ORDER)))
     METHODS.clear()
     METHODS.update((c.name, c) for c in ordered)
     return cls
