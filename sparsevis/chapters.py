@@ -70,7 +70,7 @@ class ChapterData:
     rows: pd.DataFrame             # the study's rows and the prune stage's, with label and model
     config: str
     notebook: str
-    warnings: dict[str, str] = field(default_factory=dict)   # run label -> lineage note
+    warnings: dict[str, str] = field(default_factory=dict)   # run label -> lineage note, or why it is left out
 
     @property
     def tracks(self) -> list[str]:
@@ -112,6 +112,10 @@ def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, see
     given_series = {label_of(rel): resolve_run_path(rel) for rel in (result_dirs or {}).get(PRUNE, [])}
     dirs, series, frames, warnings = {}, {}, [], {}
     for run in runs:
+        if run.label not in given_series and runner.find_series(run) is None \
+                and (note := tracks.get(run.track).missing(run)):
+            warnings[run.label] = f"{run.label} left out: {note}"
+            continue
         s = given_series.get(run.label) or runner.ensure_series(run, profile, device)
         d = s if stage == PRUNE else _study_dir(stage, run, profile, device, given)
         dirs[run.label], series[run.label] = d, s
@@ -119,9 +123,13 @@ def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, see
             frames.append(part.assign(label=run.label))
         if (w := lineage_note(run, s)) is not None:
             warnings[run.label] = w
+    if not frames:
+        raise FileNotFoundError(f"profile {profile!r}: none of its selected series can be made here: "
+                                + "; ".join(warnings.values()))
     rows = pd.concat(frames, ignore_index=True).assign(profile=profile)
     rows["model"] = rows["arch"].str.split("/").str[-1] + " · " + rows["prune_method"]
-    return ChapterData(profile, stage, runs, dirs, series, rows, config_hash(profile), notebook, warnings)
+    return ChapterData(profile, stage, [r for r in runs if r.label in dirs], dirs, series, rows, config_hash(profile),
+                       notebook, warnings)
 
 
 @dataclass

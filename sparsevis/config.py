@@ -180,6 +180,14 @@ _DEMO_SYNTHETIC = tuple(_synthetic(a, SynthData(), rate=0.4, iterations=6)
 _DEMO_REAL = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
                       weights="IMAGENET1K_V1")
 
+# The paper's own architectures (and MobileNetV2) with their ImageNet weights, pruned one-shot at
+# the sparsities of the paper's first IMP iterations (1 - 0.8^k), against random pruning there:
+# CPU-hours, not GPU-days, wherever the weights can be had (torch's cache, or online)
+_REAL_ARCHS = ("resnet18", "resnet50", "vit_b_32", "swin_v2_t", "mobilenet_v2")
+_REAL_LEVELS = tuple(round(s, 4) for s in imp_schedule(0.2, 7))
+_REAL_RUNS = tuple(PruneRun("real", f"torchvision/{a}", method, levels=_REAL_LEVELS, weights="IMAGENET1K_V1")
+                   for method in ("oneshot", "oneshot-random") for a in _REAL_ARCHS)
+
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         "tiny",
@@ -219,6 +227,17 @@ PROFILES: dict[str, Profile] = {
                           "discovery": {"n_images": None}, "alignment": {"n_images": 640}}},
         description="the embedded default: SynthScenes (IMP with LRR to 95 %) and real "
                     "model-vs-human stimuli with MobileNetV2 (one-shot); CPU minutes",
+    ),
+    "real": Profile(
+        "real",
+        runs=_REAL_RUNS,
+        n_images=64, n_boot=1000,
+        studies={"real": {"interpretability": {"n_images": 32,
+                                               "method_params": {"ig_smoothgrad": {"n_steps": 16}}},
+                          "discovery": {"n_images": None}, "alignment": {"n_images": None}}},
+        description="the paper's four architectures (and MobileNetV2) with ImageNet weights, one-shot "
+                    "magnitude vs random pruning, on the model-vs-human stimuli; where the weights can "
+                    "be had (online, or in torch's cache); CPU hours",
     ),
     "paper": Profile(
         "paper",

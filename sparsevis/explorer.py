@@ -35,13 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -56,7 +53,7 @@ from sparsevis.runtime import resolve_device
 from sparsevis.store import checkpoints
 from sparsevis.studies import study_params
 from sparsevis.studies.discovery import patch_features
-from sparsevis.weights import checkpoint_path
+from sparsevis.weights import Weights, pretrained
 
 NO_RETRAINING = ("Between checkpoints the model is pruned further by global magnitude from the "
                  "nearest checkpoint at or below the chosen sparsity, with no retraining (and no "
@@ -76,61 +73,14 @@ PRETRAINED = {
 }
 DEFAULT_MODEL = "torchvision/mobilenet_v2"    # its weights: python -m sparsevis fetch-weights
 PREVIEW_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)  # preview sparsities of a series with one checkpoint
-OFFLINE_ENV = "HF_HUB_OFFLINE"               # set (1/true/yes): no download is tried
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Where a pretrained model's weights are and whether they can be had.
-
-    file: torch's cache path as torchvision names it; cached: the file is there; online: it can
-    be downloaded now (``$HF_HUB_OFFLINE`` unset and the host answers)."""
-
-    name: str
-    weights: str
-    url: str
-    file: Path
-    cached: bool
-    online: bool
-
-    @property
-    def available(self) -> bool:
-        return self.cached or self.online
-
-    @property
-    def note(self) -> str:
-        """What is missing and how to get it ("" when available)."""
-        if self.available:
-            return ""
-        how = ("run `python -m sparsevis fetch-weights`, or download " if self.name == DEFAULT_MODEL
-               else "download ")
-        return (f"{self.name}: unavailable offline; its weights file {self.file.name} is not in "
-                f"torch's cache {self.file.parent}: {how}{self.url} into that folder (or run "
-                f"once online, where torchvision downloads it)")
-
-
-def _online(url: str, timeout: float = 2.0) -> bool:
-    if os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    try:
-        socket.create_connection((urlparse(url).hostname, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def pretrained_weights(name: str) -> Weights:
-    """The :class:`Weights` of a pretrained model (a key of :data:`PRETRAINED`)."""
-    import torchvision
-
-
+    """The :class:`sparsevis.weights.Weights` of a pretrained explorer model (a key of :data:`PRETRAINED`)."""
     if name not in PRETRAINED:
         raise ValueError(f"model={name!r} is not a pretrained explorer model; expected one of "
                          f"{', '.join(PRETRAINED)}")
-    enum = torchvision.models.get_model_weights(name.split("/")[-1])[PRETRAINED[name]]
-    file = checkpoint_path(Path(urlparse(enum.url).path).name)
-    cached = file.is_file()
-    return Weights(name, PRETRAINED[name], enum.url, file, cached, not cached and _online(enum.url))
+    return pretrained(name, PRETRAINED[name])
 
 
 def default_series(profile: str) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsevis import attribution, explorer, prune
+from sparsevis import attribution, explorer, prune, weights
 from sparsevis.explorer import Explorer, find_run
 from sparsevis.weights import MOBILENET_V2_FILE, checkpoint_path
 from tests.conftest import DATA, ROOT
@@ -172,7 +172,7 @@ def torch_home(tmp_path_factory):
     real_mnv2 = checkpoint_path(MOBILENET_V2_FILE)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch")))
-        mp.setenv(explorer.OFFLINE_ENV, "1")
+        mp.setenv(weights.OFFLINE_ENV, "1")
         for name in ("torchvision/resnet50", "torchvision/vit_b_32", "torchvision/swin_v2_t"):
             w = explorer.pretrained_weights(name)
             w.file.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from sparsevis import studies, tracks
 from sparsevis.analysis import stage as analysis
 from sparsevis.config import get_profile
-from sparsevis.runner import TrainingRequired, ensure_series
+from sparsevis.runner import TrainingRequired, ensure_series, find_series
 from sparsevis.runtime import default_jobs, run_parallel
 
 from .chapters import ALL_STAGES, ANALYSIS, STUDY_STAGES, BookError, _log
@@ -33,7 +33,13 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
     prune runs, then all the (study, run) pairs, are spread over ``jobs`` worker processes
     (default: one per core). Training a paper-track run never starts here: the build stops
     with the command that does it."""
-    runs = get_profile(profile).runs
+    runs = []
+    for run in get_profile(profile).runs:   # offline, a run whose weights cannot be had is left out
+        note = tracks.get(run.track).missing(run) if find_series(run) is None else ""
+        if note:
+            _log(f"skipped {run.label}: {note}")
+        else:
+            runs.append(run)
     try:   # before any work: a missing paper-track series stops the build with its command
         for run in runs:
             if tracks.get(run.track).expensive_training:

@@ -98,6 +98,11 @@ class Track:
     def train_data(self, run) -> TrackData:
         raise NotImplementedError
 
+    def missing(self, run) -> str:
+        """What a run of this track lacks before it can be made here, and how to get it ("" when
+        nothing is missing); checked without downloading anything."""
+        return ""
+
     def train_sizes(self, run) -> tuple[int, int]:
         """(training images per epoch, evaluation images per checkpoint) of a run, without
         reading the data (for :mod:`sparsevis.plan`)."""

@@ -133,6 +133,9 @@ class Paper(Real):
             lists.append(coco.coco_dir() / coco.LIST_NAME)
         return [n, STUDY_SEED] + [sha256_file(p) if p.is_file() else f"missing: {p}" for p in lists]
 
+    def missing(self, run) -> str:
+        return ""   # trained on GPUs by the prune command, which downloads what it needs
+
     def train_sizes(self, run) -> tuple[int, int]:
         o = data_options(run)
         n_train = min(o.train_per_class * imagenet.N_CLASSES, IMAGENET_TRAIN_IMAGES) if o.train_per_class \

@@ -2,12 +2,15 @@
 models pruned one-shot (CPU minutes)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from sparsevis.data import imagenet16, mvh
 from sparsevis.fileio import sha256_file, stable_hash
 from sparsevis.train import TensorData
+from sparsevis.weights import pretrained
 
 from .base import STUDY_SEED, AlignmentSet, Images, Track, TrackData
 
@@ -57,6 +60,13 @@ class Real(Track):
         test = TensorData(torch.cat(images), torch.tensor(labels), lambda t: t, augment=False)
         return TrackData(None, test, 1000, digest, "+".join(ACCURACY_DATASETS), calibration, ids,
                          to_decision=self.decide)
+
+    def missing(self, run) -> str:
+        """Pretrained torchvision weights (named, not a local file) that are neither in torch's
+        cache nor downloadable now."""
+        if not run.weights or Path(run.weights).is_file() or not run.arch.startswith("torchvision/"):
+            return ""
+        return pretrained(run.arch, run.weights).note
 
     def train_sizes(self, run) -> tuple[int, int]:
         return 0, (run.n_eval * 2 if run.n_eval else 320)  # no training; edge + silhouette stimuli
