@@ -175,4 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TrainingRequired) as e:
         print(f"sparsevis: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:   # e.g. a read-only run store: the file and the reason, not a traceback
+        print(f"sparsevis: error: {e.strerror or e}: {e.filename or ''} (check that the run store "
+              f"$SPARSEVIS_RUNS_DIR is writable)", file=sys.stderr)
+        return 2
     return 0

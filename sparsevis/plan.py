@@ -221,6 +221,8 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
     ({arch: training images/s on that GPU}, e.g. from :func:`measure_train_throughput`)
     replaces the table's figures.
     """
+    if not isinstance(gpus, int) or gpus < 1:
+        raise ValueError(f"gpus={gpus!r}: expected a whole number of GPUs, at least 1")
     all_runs = list(runs if runs is not None else profile.runs)
     plans = plan_runs(profile, all_runs, gpu, cores_per_gpu, throughput)
     cols = [("run", "<", max(len(p.label) for p in plans)), ("arch", "<", max(len(p.arch) for p in plans)),

@@ -20,9 +20,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device={device!r} is not a torch device; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device={device!r}: no such CUDA device here ({torch.cuda.device_count()} visible; "
+                         "torch.cuda.is_available() is False when the driver is missing or too old); "
+                         "use --device cpu or auto")
+    return dev
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparsevis import fileio, results
 
@@ -128,3 +129,19 @@ def test_damaged_results_tables_name_the_file(tmp_path, content, message):
     with pytest.raises(ValueError, match=expected):
         results.read(tmp_path)   # a directory: the damaged file among good ones
     assert len(results.read(good)) == 2
+
+
+def test_clear_errors_instead_of_tracebacks(tmp_path, monkeypatch, capsys):
+    from sparsevis.cli import main
+
+    assert main(["plan", "--profile", "paper", "--gpus", "0"]) == 2
+    assert "gpus=0" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["prune", "--profile", "tiny", "--arch", "sv_resnet_s", "--device", "cuda"]) == 2
+        assert "no such CUDA device" in capsys.readouterr().err
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's /sys, where nobody may create a folder")
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", "/sys/kernel/sparsevis-runs")   # not writable, even as root
+    assert main(["prune", "--profile", "tiny", "--arch", "sv_resnet_s", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "/sys/kernel/sparsevis-runs" in err and "writable" in err and "Traceback" not in err

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torchvision
 
-from sparsevis import book, prune, runner, studies, tracks
+from sparsevis import book, chapters, explorer, prune, runner, studies, tracks
 from sparsevis.cli import main
 from sparsevis import config
 from sparsevis.config import PruneRun, SynthData, TrainConfig, get_profile
@@ -86,6 +86,11 @@ def test_no_entry_point_trains_a_paper_track_run(store, capsys, tmp_path, monkey
     monkeypatch.setitem(config.PROFILES, "paper", replace(get_profile("paper"), n_images=None))
     assert main(["study", "interpretability", "--profile", "paper", "--arch", "resnet50"]) == 2
     assert "torchrun" in capsys.readouterr().err
+    # what the notebooks (papermill) and the explorer call
+    with pytest.raises(runner.TrainingRequired, match="torchrun"):
+        chapters.load("interpretability", "paper", notebook="interpretability", archs="resnet50")
+    with pytest.raises(runner.TrainingRequired, match="torchrun"):
+        explorer.Explorer("paper", "resnet50", device="cpu")
     assert not (store / "prune").exists()     # nothing was started
 
 

@@ -133,6 +133,16 @@ def test_interpretability_runs_the_attribution_methods(data, series):
     assert all(m.shape == (2, 224, 224) for m in ex["maps"].values())
 
 
+def test_a_study_needs_its_own_data_only(data, series, tmp_path):
+    """Once the checkpoints exist, the studies find and use them without ImageNet."""
+    import shutil
+
+    shutil.rmtree(tmp_path / "data" / "imagenet")
+    paper_track._folder.cache_clear()
+    out = studies.run_study("interpretability", RUN, "paper", device="cpu")
+    assert (out / "DONE").exists() and set(pd.read_csv(out / "results.csv")["iteration"]) == {0, 1}
+
+
 # ----------------------------------------------------------------------------- discovery
 def test_discovery_rows_per_dataset_and_resume(data, series):
     out = studies.run_study("discovery", RUN, "paper", device="cpu")
