@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -85,7 +85,8 @@ def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None) -> list:
     """``fn(*task)`` for every task, results in task order; ``on_result(i, result)`` is called
     as each task finishes (for progress logs). With ``jobs > 1`` the tasks run in up to that
     many spawned worker processes (``fn`` must be importable), the cores shared out among them
-    as torch threads; they exit when this process dies, even by ``kill -9``. On the first error nothing more is started, the tasks already running are
+    as torch threads; they exit when this process dies, even by ``kill -9``. On the first error
+    nothing more is started, the tasks already running are
     waited for (each writes only its own atomic, resumable outputs) and the error is raised."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}; expected a positive number of worker processes")
@@ -103,7 +104,7 @@ def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None) -> list:
         index = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
         pending = set(index)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)   # log each as it finishes
             for future in done:
                 if future.exception() is not None:
                     for other in pending:

@@ -113,3 +113,12 @@ def test_help_lists_profiles_and_stages(capsys):
     out = capsys.readouterr().out
     for word in ("tiny", "demo", "paper", "prune", "interpretability", "discovery", "alignment", "book"):
         assert word in out
+
+
+def test_worker_results_are_reported_as_they_finish():
+    from sparsevis.runtime import run_parallel
+
+    stamps = []
+    run_parallel(time.sleep, [(0.1,), (6,)], jobs=2, on_result=lambda i, _: stamps.append((i, time.monotonic())))
+    assert [i for i, _ in stamps] == [0, 1]
+    assert stamps[1][1] - stamps[0][1] > 3    # the quick task was logged long before the slow one ended
