@@ -1,3 +1,4 @@
+import time
 from dataclasses import replace
 from pathlib import Path
 
