@@ -127,7 +127,10 @@ def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, see
         raise FileNotFoundError(f"profile {profile!r}: none of its selected series can be made here: "
                                 + "; ".join(warnings.values()))
     rows = pd.concat(frames, ignore_index=True).assign(profile=profile)
-    rows["model"] = rows["arch"].str.split("/").str[-1] + " · " + rows["prune_method"]
+    model = rows["arch"].str.split("/").str[-1] + " · " + rows["prune_method"]
+    # several training seeds of one configuration are several models in the figures
+    seeds = rows.groupby(model)["seed"].transform("nunique")
+    rows["model"] = model.where(seeds < 2, model + " · seed " + rows["seed"].astype(str))
     return ChapterData(profile, stage, [r for r in runs if r.label in dirs], dirs, series, rows, config_hash(profile),
                        notebook, warnings)
 
