@@ -49,7 +49,7 @@ def test_real_profile_studies_run_end_to_end_on_tiny_sizes(torch_home, monkeypat
         pytest.skip("model-vs-human stimuli not available")
     monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(DATA))
     monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
-    runs = tuple(replace(r, levels=(0.0, 0.5)) for r in get_profile("real").runs
+    runs = tuple(replace(r, levels=(0.0, 0.5), n_eval=4) for r in get_profile("real").runs
                  if r.arch.split("/")[-1] in ARCHS and r.method == "oneshot")
     small = {"real": {s: {"n_images": 2} for s in studies.STAGES}}
     small["real"]["interpretability"]["method_params"] = {"ig_smoothgrad": {"n_steps": 2}}
