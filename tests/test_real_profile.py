@@ -3,6 +3,7 @@ stimuli. The loading path is torchvision's own: random-init weights are saved wh
 looks for the real files (a temporary TORCH_HOME), so nothing is downloaded."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pandas as pd
@@ -44,6 +45,9 @@ def test_missing_weights_are_named_with_where_to_put_them(torch_home, monkeypatc
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("SPARSEVIS_HEAVY_TESTS") != "1",
+                    reason="ResNet-50, ViT-B/32 and Swin-V2-T through every study take many minutes on 2 CPU "
+                           "cores: opt in with SPARSEVIS_HEAVY_TESTS=1")
 def test_real_profile_studies_run_end_to_end_on_tiny_sizes(torch_home, monkeypatch, tmp_path):
     if DATA is None:
         pytest.skip("model-vs-human stimuli not available")
