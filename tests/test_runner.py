@@ -92,7 +92,7 @@ def test_runs_in_worker_processes_equal_serial_runs(tmp_path, monkeypatch):
 
 
 def test_unknown_profile_is_a_clear_error(capsys):
-    with pytest.raises(ValueError, match="unknown profile 'huge'.*'tiny', 'demo', 'paper'"):
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*'tiny', 'demo', 'real', 'paper'"):
         get_profile("huge")
     with pytest.raises(SystemExit):
         main(["prune", "--profile", "huge"])

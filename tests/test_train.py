@@ -200,6 +200,8 @@ def test_precision_choice_per_device(monkeypatch):
         precision.resolve("half", "cpu")
     # a simulated GPU: bf16 where native (Ampere and later), fp16 with a scaler otherwise
     native = {"value": True}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native["value"])
     assert precision.resolve("auto", "cuda:1") == "bf16"
