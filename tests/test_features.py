@@ -163,3 +163,50 @@ def test_extract_runs_strict_fp32_unless_asked(resnet):
         features.extract(resnet, x, device="cpu", precision="bf16", amp=False, progress=False)
     with pytest.raises(ValueError, match="precision='fp16' on device cpu"):
         features.extract(resnet, x, device="cpu", precision="fp16", progress=False)
+
+
+def _conv_bn_net() -> torch.nn.Module:
+    """Conv -> BN -> ReLU twice, with BN statistics and affine parameters far from identity and
+    half of the first convolution's weights pruned to zero."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    with torch.no_grad():
+        for bn in (net[1], net[4]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 3)
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.uniform_(-1, 1)
+        net[0].weight.view(-1)[::2] = 0
+    return net.eval()
+
+
+def test_fold_batchnorm_same_function_and_zeros_kept(monkeypatch):
+    net = _conv_bn_net()
+    folded = features.fold_batchnorm(net)
+    assert folded is not None
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = _images(4, 16)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), net(x), atol=1e-5)
+    conv = next(m for m in folded.modules() if isinstance(m, torch.nn.Conv2d))
+    assert torch.equal(conv.weight.view(-1)[::2], torch.zeros_like(conv.weight.view(-1)[::2]))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())   # the model is untouched
+    # extract's fast path (channels-last CNN, logits) runs the folded copy: equal within rounding
+    calls = []
+    monkeypatch.setattr(features, "fold_batchnorm", lambda m: calls.append(m) or folded)
+    fast = features.extract(net, x, channels_last=True, progress=False, device="cpu")
+    assert calls == [net] and torch.allclose(fast, _plain(net, x, 64), atol=1e-5)
+    features.extract(net, x, channels_last=False, progress=False, device="cpu")
+    features.extract(net, x, lambda t: net[:3](t), channels_last=True, progress=False, device="cpu")
+    assert calls == [net]   # not on the exact path, nor for other outputs than the logits
+
+
+def test_fold_batchnorm_refuses_training_mode_and_skips_what_it_cannot_fold(vit):
+    with pytest.raises(ValueError, match="eval mode"):
+        features.fold_batchnorm(_conv_bn_net().train())
+    no_norm = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
+    assert features.fold_batchnorm(no_norm) is None
+    bn_first = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 3)).eval()
+    assert features.fold_batchnorm(bn_first) is None   # a BatchNorm before a convolution stays
