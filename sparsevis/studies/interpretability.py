@@ -31,7 +31,9 @@ def evaluate(model, track: Track, imgs, params: dict, device, rows: Rows, contex
     with torch.no_grad():
         target = model(x).argmax(1)
     maps = {}
-    batch = params.get("batch_size", 16)
+    # images per attribution call; on the CPU small chunks stay in cache (IG-SmoothGrad's passes
+    # then hold 2 noisy copies of 8 images: 0.72 of a plain fwd+bwd loop, 0.46 with 64)
+    batch = params.get("batch_size", 8 if torch.device(device).type == "cpu" else 16)
     for method in methods_for(model):
         kw = params.get("method_params", {}).get(method, {})
         label = method + ("[" + ",".join(f"{k}={v}" for k, v in sorted(kw.items())) + "]" if kw else "")
