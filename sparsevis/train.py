@@ -20,6 +20,7 @@ not (yet) have are read with defaults that switch them off (:data:`OPTIONAL_DEFA
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,15 +239,40 @@ class WeightAverage:
             self.shadow[name].copy_(t)
 
 
+@contextlib.contextmanager
+def _pointwise_strides_subsampled(model: nn.Module, enabled: bool):
+    """Every 1x1 convolution with a stride s > 1 (and no padding) runs as a stride-1 one on every
+    s-th pixel of its input, the same function, while the context is open.
+
+    Why: torch 2.14's CPU kernel for the weight gradient of a channels-last 1x1 stride-2
+    convolution corrupts the heap (SIGSEGV or "free(): invalid next size", a dead process, no
+    exception) from about 48 px of input (8 -> 16 channels, the synthetic ResNets' shortcut at
+    96-128 px images); at stride 1 it is a plain matrix product and sound."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+             and m.stride != (1, 1) and m.padding in ((0, 0), "valid") and m.dilation == (1, 1)] if enabled else []
+    strides = [m.stride for m in convs]
+    handles = []
+    for m in convs:
+        sh, sw = m.stride
+        handles.append(m.register_forward_pre_hook(lambda _, args, sh=sh, sw=sw: (args[0][:, :, ::sh, ::sw],)))
+        m.stride = (1, 1)
+    try:
+        yield
+    finally:
+        for m, stride, h in zip(convs, strides, handles):
+            m.stride = stride
+            h.remove()
+
+
 def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.device,
           state_path: str | Path | None = None, desc: str = "train", channels_last: bool | None = None) -> dict:
     """Train ``model`` in place for ``cfg.epochs``; resume from ``state_path`` if it exists.
 
     Returns ``{"train_loss": [mean loss per epoch], "precision": the precision used}``.
     ``channels_last``: CNNs in channels-last memory format while training (restored after);
-    None: on CUDA only. On the CPU, torch 2.14's channels-last backward crashed the process
-    (SIGSEGV/SIGABRT, not an exception) for sv_resnet_s at 128-224 px and batch 4, while it ran
-    at 64 px and was 35 % faster there: too unpredictable for a default that may kill a book build.
+    None: yes (on the CPU too: sv_resnet_s at 64 px trained 35 % faster, one thread). On the CPU
+    the 1x1 strided convolutions run as stride-1 ones on subsampled inputs meanwhile (see
+    :func:`_pointwise_strides_subsampled`).
     """
     device = distributed.process_device(device)
     precision = prec.resolve(option(cfg, "precision") or ("auto" if cfg.amp else "fp32"), device)
@@ -256,7 +282,7 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.
         raise ValueError(f"batch_size={cfg.batch_size} is the global batch; it must be divisible by "
                          f"the number of processes ({world})")
     batch_size = cfg.batch_size // world   # per process: the recipe's global batch on any world size
-    to_cl = (device.type == "cuda" if channels_last is None else channels_last) and is_cnn(model)
+    to_cl = (True if channels_last is None else channels_last) and is_cnn(model)
     if to_cl:
         model.to(memory_format=torch.channels_last)
     # masks are buffers that never change while training: no per-step broadcast of buffers
@@ -286,44 +312,45 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.
         start, history = state["epoch"], state["history"]
     bar = tqdm(total=cfg.epochs * steps, initial=start * steps, desc=desc, disable=rank != 0,
                leave=False)
-    for epoch in range(start, cfg.epochs):
-        net.train()
-        # mixup/cutmix draws depend only on (seed, epoch, rank): resumable
-        rng = np.random.default_rng([seed, epoch, rank])
-        window, total, n = [], 0.0, 0
-        for step, (x, y) in enumerate(data.epoch(epoch, batch_size, seed)):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if to_cl and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            x, y_a, y_b, lam = mix_batch(x, y, mixup, cutmix, rng)
-            with prec.autocast(precision, device):
-                loss = mixed_loss(net(x), y_a, y_b, lam, cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if clip:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            window.append((loss.detach(), len(y), step, sched.get_last_lr()[0]))
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update(epoch * steps + step, warmup=epoch < cfg.warmup_epochs)
-            bar.update()
-            if len(window) >= log_interval:
-                total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(n, 1):.3f}")
-        total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
-        history.append(total / max(n, 1))
-        distributed.average_bn_stats(model)   # every rank: the same statistics, from all shards
-        if state_path and rank == 0:
-            atomic_torch_save({"model": model.state_dict(), "masks": prune.mask_state(model),
-                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                               "scaler": scaler.state_dict(),
-                               **({"ema": ema.state_dict()} if ema is not None else {}),
-                               "epoch": epoch + 1, "history": history}, state_path)
-        if world > 1:
-            dist.barrier()
+    with _pointwise_strides_subsampled(model, to_cl and device.type == "cpu"):
+        for epoch in range(start, cfg.epochs):
+            net.train()
+            # mixup/cutmix draws depend only on (seed, epoch, rank): resumable
+            rng = np.random.default_rng([seed, epoch, rank])
+            window, total, n = [], 0.0, 0
+            for step, (x, y) in enumerate(data.epoch(epoch, batch_size, seed)):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if to_cl and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x, y_a, y_b, lam = mix_batch(x, y, mixup, cutmix, rng)
+                with prec.autocast(precision, device):
+                    loss = mixed_loss(net(x), y_a, y_b, lam, cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if clip:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
+                window.append((loss.detach(), len(y), step, sched.get_last_lr()[0]))
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                if ema is not None:
+                    ema.update(epoch * steps + step, warmup=epoch < cfg.warmup_epochs)
+                bar.update()
+                if len(window) >= log_interval:
+                    total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(n, 1):.3f}")
+            total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
+            history.append(total / max(n, 1))
+            distributed.average_bn_stats(model)   # every rank: the same statistics, from all shards
+            if state_path and rank == 0:
+                atomic_torch_save({"model": model.state_dict(), "masks": prune.mask_state(model),
+                                   "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                   "scaler": scaler.state_dict(),
+                                   **({"ema": ema.state_dict()} if ema is not None else {}),
+                                   "epoch": epoch + 1, "history": history}, state_path)
+            if world > 1:
+                dist.barrier()
     bar.close()
     if ema is not None:   # the recipe's model is the average
         ema.copy_to_model()

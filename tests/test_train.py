@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,6 +63,45 @@ def test_channels_last_same_loss_as_contiguous():
     assert cl["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-5)
     for p, q in zip(model.parameters(), ref_model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_pointwise_strided_convolutions_subsampled_are_the_same_function():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 1, stride=2, bias=True)
+    other = nn.Conv2d(8, 8, 3, stride=2, padding=1)      # not 1x1: left alone
+    net = nn.Sequential(other, conv)
+    x = torch.randn(2, 8, 13, 13, requires_grad=True)
+    ref = net(x)
+    g_ref = torch.autograd.grad(ref.square().sum(), (x, conv.weight, conv.bias))
+    with T._pointwise_strides_subsampled(net, True):
+        assert conv.stride == (1, 1) and other.stride == (2, 2)
+        out = net(x)
+        g = torch.autograd.grad(out.square().sum(), (x, conv.weight, conv.bias))
+    assert conv.stride == (2, 2) and not conv._forward_pre_hooks   # restored
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_training_on_the_cpu_survives_large_images():
+    """torch 2.14's channels-last weight gradient of a 1x1 stride-2 convolution kills the
+    process on the CPU from ~48 px of input; train() must go around it (in a subprocess: the
+    failure is a dead process, not an exception)."""
+    script = (
+        "import torch\n"
+        "from sparsevis import models, train as T\n"
+        "from sparsevis.config import TrainConfig\n"
+        "from tests.test_train import Batches, _images\n"
+        "torch.set_num_threads(1)\n"
+        "torch.manual_seed(0)\n"
+        "m = models.create('timm/sv_resnet_s', num_classes=10)\n"
+        "xs, ys = _images(n_batches=2, bs=4, size=112)\n"
+        "T.train(m, Batches(xs, ys), TrainConfig(epochs=1, lr=0.01, batch_size=4, amp=False), seed=0,\n"
+        "        device=torch.device('cpu'))\n"
+        "print('trained')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]
 
 
 def test_loss_read_from_device_once_per_interval(monkeypatch):
