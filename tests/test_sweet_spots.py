@@ -12,6 +12,7 @@ from sparsevis.analysis import (
     paired_effects,
     sweet_spots,
     verdict,
+    versus_control,
 )
 from sparsevis.analysis.sweet_spots import _effects
 
@@ -309,3 +310,62 @@ def test_control_comparison():
     shifted = eff(random_same)
     shifted["sparsity"] += 0.05
     assert compare_with_control(treated, shifted)["control_p_adj"].isna().all()
+
+
+# ---- the direct paired test against the control ----------------------------------------------
+def _pair(rng, n_ckpt: int, planted: float = 0.0, at: int = 2):
+    """Treated and control series on the same items, with item effects shared by every checkpoint
+    of both; the control's sparsities are the treated ones within rounding; ``planted`` standard
+    errors added to the treated series at checkpoint ``at`` only."""
+    item = rng.normal(0.5, 0.2, (1, N_ITEMS, 1))
+    treated = item + rng.normal(0, SIGMA, (1, N_ITEMS, n_ckpt + 1))
+    control = item + rng.normal(0, SIGMA, (1, N_ITEMS, n_ckpt + 1))
+    treated[..., at] += planted * SE_DIFF
+    c = long_table(control)
+    c["sparsity"] += np.where(c["iteration"] > 0, 1e-4, 0)
+    return long_table(treated), c
+
+
+def test_versus_control_false_positive_rate_and_power():
+    rng = np.random.default_rng(31)
+    null = [versus_control(*_pair(rng, 5), True, n_boot=500, seed=r)["better"].any() for r in range(N_SERIES)]
+    planted = [versus_control(*_pair(rng, 5, planted=3.5), True, n_boot=500, seed=r) for r in range(N_SERIES)]
+    hit = np.mean([bool(v.loc[v["iteration"] == 2, "better"].iloc[0]) for v in planted])
+    print(f"\nversus control, 5 matched checkpoints: false positives {np.mean(null):.3f}, power {hit:.3f}")
+    assert np.mean(null) <= PER_SHAPE_MAX
+    assert hit >= 0.80
+
+
+def test_versus_control_hand_built_matching_and_effect():
+    """Treated = control + 0.1 exactly on every item at sparsity 0.2; -0.1 at 0.36; the control
+    has a checkpoint (0.5) the treated series lacks, and a seed (1) it lacks: both left out."""
+    items = np.arange(20, dtype=float)
+    t = pd.DataFrame([(0, it, sp, i, v + d) for it, sp, d in ((0, 0.0, 0), (1, 0.2, 0.1), (2, 0.36, -0.1))
+                      for i, v in enumerate(items)], columns=["seed", "iteration", "sparsity", "item", "value"])
+    c = pd.DataFrame([(s, it, sp, i, v) for s in (0, 1) for it, sp in ((0, 0.0), (1, 0.2), (2, 0.36), (3, 0.5))
+                      for i, v in enumerate(items)], columns=["seed", "iteration", "sparsity", "item", "value"])
+    v = versus_control(t, c, True, n_boot=200)
+    assert v["sparsity"].tolist() == pytest.approx([0.2, 0.36]) and v["control_iteration"].tolist() == [1, 2]
+    assert v["effect"].tolist() == pytest.approx([0.1, -0.1]) and v["n"].tolist() == [20, 20]
+    assert v["better"].tolist() == [True, False] and (v["n_seeds"] == 1).all()
+    assert versus_control(t, c, False, n_boot=200)["better"].tolist() == [False, True]   # lower is better
+    far = c.assign(sparsity=c["sparsity"] + 0.05 * (c["iteration"] > 0))
+    assert versus_control(t, far, True, n_boot=200).empty   # nothing within the tolerance
+    with pytest.raises(ValueError, match="sparsity_tol"):
+        versus_control(t, c, True, sparsity_tol=-1)
+
+
+def test_analysis_pairs_every_magnitude_series_with_its_random_control():
+    from sparsevis.analysis import stage
+
+    rng = np.random.default_rng(5)
+    series = dict(track="synthetic", arch="timm/sv_resnet_s", prunable_set=np.nan, study="alignment",
+                  dataset="synthscenes-clean", method="model", metric="accuracy")
+    t, c = _pair(rng, 3, planted=6.0, at=2)
+    lone = long_table(rng.normal(0.5, 0.1, (1, N_ITEMS, 4)), **{**series, "dataset": "only-magnitude"},
+                      prune_method="imp")
+    items = pd.concat([t.assign(**series, prune_method="imp"), c.assign(**series, prune_method="random"), lone])
+    out = stage._versus_controls(items, n_boot=200, alpha=0.05, seed=0)
+    assert set(out["dataset"]) == {"synthscenes-clean"}   # a series without a control is left out
+    assert (out["prune_method"] == "imp").all() and (out["control_method"] == "random").all()
+    assert out["iteration"].tolist() == [1, 2, 3] and out["better"].tolist()[1]

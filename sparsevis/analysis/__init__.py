@@ -10,7 +10,8 @@ from .sweet_spots import (
     summarise,
     sweet_spots,
     verdict,
+    versus_control,
 )
 
 __all__ = ["ITEM_COLUMNS", "SERIES_COLUMNS", "SweetSpots", "compare_with_control", "paired_effects",
-           "summarise", "sweet_spots", "verdict"]
+           "summarise", "sweet_spots", "verdict", "versus_control"]

@@ -12,7 +12,9 @@ is the control of magnitude pruning (``imp``, ``oneshot``) at matched sparsity.
 Output folder: ``<runs>/analysis/<profile>/sweet_spots-<id>/`` with ``effects.csv`` (one row
 per pruned checkpoint of every series), ``verdicts.csv`` (one per series), ``summary.csv``
 (per model and study, paper metrics and extensions apart), ``controls.csv`` (each magnitude
-checkpoint with its random-pruning control) and ``DONE``; the id hashes the item files'
+checkpoint with its random-pruning control's own verdict), ``versus_control.csv`` (the direct
+paired test of magnitude against random pruning at each matched sparsity, corrected over a
+series' checkpoints) and ``DONE``; the id hashes the item files'
 contents, the parameters and this stage's code version.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sparsevis.fileio import atomic_write_text, sha256_file, stable_hash
 from sparsevis.store import runs_dir
 from sparsevis.studies import discovery
 
-from .sweet_spots import SERIES_COLUMNS, compare_with_control, sweet_spots
+from .sweet_spots import SERIES_COLUMNS, VERSUS_COLUMNS, compare_with_control, sweet_spots, versus_control
 
 NAME = "sweet_spots"
 EXCLUDED_METRICS = ("degenerate_maps",)
@@ -91,8 +93,35 @@ def run(profile: str, study_dirs: list[str | Path], n_boot: int = 2000, alpha: f
         if len(t) and len(c):
             controls.append(compare_with_control(t, c))
     _write_csv(pd.concat(controls, ignore_index=True) if controls else pd.DataFrame(), out / "controls.csv")
+    _write_csv(_versus_controls(items, n_boot, alpha, seed), out / "versus_control.csv")
     atomic_write_text(out / "DONE", "complete\n")
     return out
+
+
+def _versus_controls(items: pd.DataFrame, n_boot: int, alpha: float, seed: int) -> pd.DataFrame:
+    """Each magnitude-pruned series against its random-pruning control, item by item at matched
+    sparsities (:func:`versus_control`): one row per matched checkpoint."""
+    keys = [c for c in SERIES_COLUMNS if c != "prune_method"]
+    method = items["prune_method"].astype(str).str.split("+").str[0]
+    found = []
+    for treated, control in CONTROLS.items():
+        controls = {_key(k): g for k, g in items[method == control].groupby(keys, sort=True, dropna=False)}
+        for k, g in items[method == treated].groupby(keys, sort=True, dropna=False):
+            c = controls.get(_key(k))
+            if c is None:
+                continue
+            v = versus_control(g, c, metrics.higher_is_better(g["metric"].iloc[0]), n_boot=n_boot, alpha=alpha,
+                               seed=seed)
+            found.append(v.assign(**dict(zip(keys, k)), prune_method=g["prune_method"].iloc[0],
+                                  control_method=c["prune_method"].iloc[0]))
+    if not found:
+        return pd.DataFrame(columns=[*SERIES_COLUMNS, "control_method", *VERSUS_COLUMNS])
+    return pd.concat(found, ignore_index=True)[[*SERIES_COLUMNS, "control_method", *VERSUS_COLUMNS]]
+
+
+def _key(values: tuple) -> tuple:
+    """A group key where NaN equals NaN (a missing prunable set is one group)."""
+    return tuple(None if pd.isna(v) else v for v in values)
 
 
 def read(directory: str | Path) -> dict[str, pd.DataFrame]:
@@ -101,7 +130,7 @@ def read(directory: str | Path) -> dict[str, pd.DataFrame]:
     if not (d / "DONE").exists():
         raise FileNotFoundError(f"{d}: not a finished sweet-spot analysis (no DONE)")
     out = {}
-    for name in ("effects", "verdicts", "summary", "controls"):
+    for name in ("effects", "verdicts", "summary", "controls", "versus_control"):
         try:
             out[name] = pd.read_csv(d / f"{name}.csv")
         except pd.errors.EmptyDataError:

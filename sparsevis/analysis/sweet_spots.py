@@ -68,16 +68,31 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _cube(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cube(items: pd.DataFrame, seeds=None, item_ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values as (seeds, items, checkpoints) with the dense model in column 0, plus the pruned
-    checkpoints' iterations and sparsities (mean over seeds). An item absent from a seed is NaN."""
+    checkpoints' iterations and sparsities (mean over seeds). An item absent from a seed is NaN.
+    ``seeds``, ``item_ids``: the order of those axes (default: sorted; rows of other seeds or
+    items are left out), so that two series' cubes line up."""
+    if seeds is not None or item_ids is not None:
+        keep = np.ones(len(items), bool)
+        if seeds is not None:
+            keep &= items["seed"].isin(seeds).to_numpy()
+        if item_ids is not None:
+            keep &= items["item"].isin(item_ids).to_numpy()
+        items = items[keep]
     iterations = np.sort(items["iteration"].unique())
     if iterations[0] != 0:
         raise ValueError(f"items: no dense model (iteration 0); iterations present: {iterations.tolist()}")
     if len(iterations) < 2:
         raise ValueError("items: only the dense model (iteration 0); expected at least one pruned checkpoint")
-    seed_code, seeds = pd.factorize(items["seed"], sort=True)
-    item_code, item_ids = pd.factorize(items["item"], sort=True)
+    if seeds is None:
+        seed_code, seeds = pd.factorize(items["seed"], sort=True)
+    else:
+        seed_code = pd.Index(seeds).get_indexer(items["seed"])
+    if item_ids is None:
+        item_code, item_ids = pd.factorize(items["item"], sort=True)
+    else:
+        item_code = pd.Index(item_ids).get_indexer(items["item"])
     it_code = np.searchsorted(iterations, items["iteration"].to_numpy())
     present = np.zeros((len(seeds), len(iterations)), bool)
     present[seed_code, it_code] = True
@@ -204,22 +219,27 @@ def paired_effects(items: pd.DataFrame, higher_is_better: bool, *, scale: str = 
 
 
 def _effects(values: np.ndarray, higher_is_better: bool, scale: str, n_boot: int, alpha: float,
-             seed: int) -> dict[str, np.ndarray]:
+             seed: int, baseline: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The columns of :func:`paired_effects` but iteration and sparsity, from a (seeds, items,
-    checkpoints) array with dense in column 0 (NaN = missing); arguments already checked."""
+    checkpoints) array with dense in column 0 (NaN = missing); arguments already checked.
+    ``baseline`` (seeds, items, checkpoints - 1): what each pruned checkpoint is compared with,
+    instead of dense (e.g. the control at the same sparsity)."""
+    reference = values[:, :, :1] if baseline is None else baseline
     finite = np.isfinite(values)
-    if scale == "ratio" and (values[finite] <= 0).any():
-        bad = float(values[finite][values[finite] <= 0][0])
+    finite_ref = np.isfinite(reference)
+    both = np.concatenate([values[finite], reference[finite_ref]])
+    if scale == "ratio" and (both <= 0).any():
+        bad = float(both[both <= 0][0])
         raise ValueError(f"scale='ratio': needs every value > 0 (a ratio to dense of a signed or zero "
                          f"metric is meaningless), found {bad}; use scale='difference'")
     n_seeds, n_items, _ = values.shape
     n_ckpt = values.shape[2] - 1
-    # usable[s, i, k]: item i of seed s is finite at pruned checkpoint k and at dense
-    usable = finite[:, :, 1:] & finite[:, :, :1]
+    # usable[s, i, k]: item i of seed s is finite at pruned checkpoint k and at its reference
+    usable = finite[:, :, 1:] & finite_ref
     count = usable.sum(1)
     testable = (count >= 2).all(0)
     # a standard error below this is rounding noise around an exactly known effect
-    tol = 1e-9 * (max(1.0, float(np.abs(values[finite]).max(initial=0))) if scale == "difference" else 1.0)
+    tol = 1e-9 * (max(1.0, float(np.abs(both).max(initial=0))) if scale == "difference" else 1.0)
 
     rng = np.random.default_rng(seed)
     block = max(1, _MAX_ELEMENTS // n_items)
@@ -239,7 +259,7 @@ def _effects(values: np.ndarray, higher_is_better: bool, scale: str, n_boot: int
     step = max(1, _MAX_ELEMENTS // (9 * n_seeds ** 2 * n_items))  # checkpoints whose products fit at once
     for chunk in (ckpts[i:i + step] for i in range(0, len(ckpts), step)):
         w = usable[:, :, chunk]
-        x, x0 = values[:, :, chunk + 1], values[:, :, :1]
+        x, x0 = values[:, :, chunk + 1], (reference if baseline is None else reference[:, :, chunk])
         base = np.stack([np.where(w, x, 0).sum(1), np.where(w, x0, 0).sum(1)]) / count[:, chunk]
         feats = np.stack([np.where(w, x - base[0][:, None], 0), np.where(w, x0 - base[1][:, None], 0), w],
                          0).transpose(2, 0, 1, 3)
@@ -412,6 +432,51 @@ def compare_with_control(treated: pd.DataFrame, control: pd.DataFrame, *, sparsi
         out[f"control_{c}"] = col.astype("boolean") if c == "improved" else col
     out["shown_by_control"] = out["improved"].astype(bool) & out["control_improved"].fillna(False).astype(bool)
     return out
+
+
+VERSUS_COLUMNS = ("iteration", "sparsity", "control_iteration", "control_sparsity", "n", "n_seeds", "effect",
+                  "se", "ci_low", "ci_high", "simultaneous_low", "p_adj", "better")
+
+
+def versus_control(treated: pd.DataFrame, control: pd.DataFrame, higher_is_better: bool, *,
+                   sparsity_tol: float = 0.01, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0
+                   ) -> pd.DataFrame:
+    """Is a series better than its control at the same sparsity, item by item?
+
+    The direct paired test that :func:`compare_with_control` is not: treated and control are the
+    item tables (:data:`ITEM_COLUMNS`) of one series each (e.g. magnitude and random pruning of one
+    model, one metric), evaluated on the same items. Each pruned treated checkpoint is matched
+    with the control's pruned checkpoint of nearest sparsity within ``sparsity_tol``, on the
+    seeds both have; the effect is treated minus control (positive = better, by
+    ``higher_is_better``), with the same paired bootstrap, seeds level and max-T family-wise
+    correction over the matched checkpoints as :func:`paired_effects`. ``better`` = p_adj < alpha
+    and effect > 0. Returns one row per matched checkpoint (:data:`VERSUS_COLUMNS`); empty when no
+    sparsity or seed matches.
+    """
+    if not sparsity_tol >= 0:
+        raise ValueError(f"sparsity_tol: expected a tolerance >= 0, got {sparsity_tol!r}")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 100:
+        raise ValueError(f"n_boot: expected an int >= 100 (the max-T quantiles need it), got {n_boot!r}")
+    _validate_items(treated)
+    _validate_items(control)
+    seeds = np.sort(np.intersect1d(treated["seed"].unique(), control["seed"].unique()))
+    item_ids = np.sort(np.union1d(treated["item"].astype(str).unique(), control["item"].astype(str).unique()))
+    if not len(seeds):
+        return pd.DataFrame(columns=list(VERSUS_COLUMNS))
+    t_vals, t_it, t_sp = _cube(treated.assign(item=treated["item"].astype(str)), seeds, item_ids)
+    c_vals, c_it, c_sp = _cube(control.assign(item=control["item"].astype(str)), seeds, item_ids)
+    gap = np.abs(t_sp[:, None] - c_sp[None, :])
+    nearest = gap.argmin(1)
+    mt = np.flatnonzero(gap[np.arange(len(t_sp)), nearest] <= sparsity_tol)
+    if not len(mt):
+        return pd.DataFrame(columns=list(VERSUS_COLUMNS))
+    mc = nearest[mt]
+    values = np.concatenate([t_vals[:, :, :1], t_vals[:, :, mt + 1]], axis=2)
+    result = _effects(values, bool(higher_is_better), "difference", n_boot, alpha, seed,
+                      baseline=c_vals[:, :, mc + 1])
+    result["better"] = result.pop("improved")
+    return pd.DataFrame({"iteration": t_it[mt], "sparsity": t_sp[mt], "control_iteration": c_it[mc],
+                         "control_sparsity": c_sp[mc], **result})[list(VERSUS_COLUMNS)]
 
 
 def _series_keys(table: pd.DataFrame, keys: list[str]) -> list[tuple]:
