@@ -23,7 +23,7 @@ def build(profile: str = "demo", device: str = "auto", execute_only: bool = Fals
 
     ``stages`` limits the stages run first (the prune stage always runs); chapters then read
     whatever results exist for the others. ``jobs``: worker processes for the stages (see
-    :func:`run_stages`).
+    :func:`run_stages`) and the notebooks (one kernel each).
     """
     get_profile(profile)  # validates the name
     root = book_root(root)
@@ -38,7 +38,7 @@ def build(profile: str = "demo", device: str = "auto", execute_only: bool = Fals
     dirs.setdefault(ANALYSIS, [])   # without every study the chapter analyses what it finds
     _log(f"stages: {time.time() - t:.0f} s")
     t = time.time()
-    status = execute_notebooks(profile, device, dirs, root, progress=progress)
+    status = execute_notebooks(profile, device, dirs, root, progress=progress, jobs=jobs)
     times = {"stages": round(t - t0, 1), "notebooks": round(time.time() - t, 1)}
     counts = {s: sum(v == s for v in status.values()) for s in ("executed", "cached", "missing")}
     _log(f"notebooks: {time.time() - t:.0f} s ({', '.join(f'{n} {s}' for s, n in counts.items() if n)})")

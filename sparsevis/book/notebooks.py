@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sparsevis import provenance
 from sparsevis.fileio import atomic_write_text, sha256_file, stable_hash
+from sparsevis.runtime import cpu_cores, run_parallel
 
 from .chapters import CHAPTERS, GENERATED, NOTEBOOKS, BookError, Chapter, _log
 from .results import _results_digest, _runs_root, config_hash
@@ -88,7 +89,9 @@ def _placeholder(chapter: Chapter, source: Path) -> str:
 CELL_TIMEOUT = int(os.environ.get("SPARSEVIS_CELL_TIMEOUT", "900"))
 
 
-def _execute(pm, src: Path, out: Path, params: dict, cwd: Path, progress: bool) -> None:
+def _execute(src: Path, out: Path, params: dict, cwd: Path, progress: bool) -> None:
+    """papermill ``src`` -> ``out``; a failed cell is a BookError naming the executed copy."""
+    import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     for attempt in (1, 2):
@@ -101,20 +104,44 @@ def _execute(pm, src: Path, out: Path, params: dict, cwd: Path, progress: bool) 
             if attempt == 2:
                 raise BookError(f"notebook {src.name}: the kernel stopped answering twice ({e})") from None
             _log(f"{src.name}: kernel lost ({type(e).__name__}); running it again")
+        except pm.PapermillExecutionError as e:
+            failed = out.with_name(f"{src.stem}.failed.ipynb")
+            if out.exists():
+                os.replace(out, failed)
+            raise BookError(f"notebook {src} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+                            f"the executed copy with the traceback is {failed}") from None
+
+
+def _run_chapter(tag: str, src: Path, gen: Path, params: dict, key: str, inputs: dict, profile: str,
+                 progress: bool) -> str:
+    """Execute one chapter into ``gen`` (a worker-pool task): the finished notebook appears,
+    atomically and carrying its cache key, only when every cell has run."""
+    _log(f"{tag}: executing with {json.dumps({k: v for k, v in params.items() if k != 'result_dirs'})}")
+    t = time.time()
+    tmp = gen / f".{src.stem}.running.ipynb"
+    _execute(src, tmp, params, gen, progress)
+    nb = json.loads(tmp.read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {})["sparsevis"] = {"cache_key": key, "inputs": inputs, "profile": profile}
+    atomic_write_text(gen / f"{src.stem}.ipynb", json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.unlink(missing_ok=True)
+    (gen / f"{src.stem}.failed.ipynb").unlink(missing_ok=True)
+    _log(f"{tag}: done in {time.time() - t:.0f} s")
+    return "executed"
 
 
 def execute_notebooks(profile: str, device: str, result_dirs: dict, root: Path,
-                      progress: bool = True) -> dict[str, str]:
-    """Execute every chapter (or skip it on a cache hit); returns {notebook: status}."""
-    import papermill as pm
+                      progress: bool = True, jobs: int | None = None) -> dict[str, str]:
+    """Execute every chapter (or skip it on a cache hit); returns {notebook: status}.
 
+    Chapters read only the run store, never each other, so they run ``jobs`` at a time (one
+    kernel each; default: one per core)."""
     gen = root / GENERATED
     (gen / "figures").mkdir(parents=True, exist_ok=True)
     env_before = {k: os.environ.get(k) for k in ("SPARSEVIS_RUNS_DIR", "SPARSEVIS_FIGURES_DIR", "TQDM_DISABLE")}
     os.environ["SPARSEVIS_RUNS_DIR"] = str(_runs_root().resolve())
     os.environ["SPARSEVIS_FIGURES_DIR"] = str((gen / "figures").resolve())
     os.environ["TQDM_DISABLE"] = "1"   # no progress bars inside the published notebooks
-    status = {}
+    status, tasks = {}, []
     try:
         for i, ch in enumerate(CHAPTERS, 1):
             src = root / NOTEBOOKS / f"{ch.notebook}.ipynb"
@@ -135,32 +162,16 @@ def execute_notebooks(profile: str, device: str, result_dirs: dict, root: Path,
                 _log(f"{tag}: cached (key {key})")
                 status[ch.notebook] = "cached"
                 continue
-            _log(f"{tag}: executing with {json.dumps({k: v for k, v in params.items() if k != 'result_dirs'})}")
-            t = time.time()
-            tmp = gen / f".{ch.notebook}.running.ipynb"
-            try:
-                _execute(pm, src, tmp, params, gen, progress)
-            except pm.PapermillExecutionError as e:
-                failed = gen / f"{ch.notebook}.failed.ipynb"
-                if tmp.exists():
-                    os.replace(tmp, failed)
-                raise BookError(f"notebook {src.relative_to(root)} failed in cell "
-                                   f"{e.exec_count} ({e.ename}: {e.evalue}); the executed copy "
-                                   f"with the traceback is {failed}") from None
-            nb = json.loads(tmp.read_text(encoding="utf-8"))
-            nb.setdefault("metadata", {})["sparsevis"] = {"cache_key": key, "inputs": inputs,
-                                                          "profile": profile}
-            atomic_write_text(out, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-            tmp.unlink(missing_ok=True)
-            (gen / f"{ch.notebook}.failed.ipynb").unlink(missing_ok=True)
-            _log(f"{tag}: done in {time.time() - t:.0f} s")
-            status[ch.notebook] = "executed"
+            tasks.append((tag, src, gen, params, key, inputs, profile, progress))
+        jobs = max(1, min(len(tasks), cpu_cores())) if jobs is None else jobs
+        if jobs > 1:   # several papermill progress bars would garble each other
+            tasks = [(*task[:-1], False) for task in tasks]
+        done = run_parallel(_run_chapter, tasks, jobs) if tasks else []
+        status.update({task[1].stem: result for task, result in zip(tasks, done)})
     finally:
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return status
-
-
+    return {ch.notebook: status[ch.notebook] for ch in CHAPTERS}
