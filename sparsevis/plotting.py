@@ -26,6 +26,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 import numpy as np
@@ -398,3 +399,39 @@ def sparsity_slider(frames: Sequence, labels: Sequence[str], title: str | None =
 </script>
 </div>"""
     return SliderHTML(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Figure records and reference lines (the chapters' figure modules, sparsevis.figures)
+# --------------------------------------------------------------------------------------------
+class Drawn(NamedTuple):
+    """A drawn figure with what :func:`show` needs: file stem, caption, provenance line."""
+
+    fig: object
+    name: str
+    caption: str
+    prov: str | None = None
+
+
+def show_all(drawn: Iterable[Drawn], empty: str | None = None) -> int:
+    """:func:`show` each figure of a figure function, in order; when there is none and
+    ``empty`` is given, display it as a :func:`note`. Returns the number of figures shown."""
+    from IPython.display import display
+
+    n = 0
+    for d in drawn:
+        show(d.fig, d.name, d.caption, d.prov)
+        n += 1
+    if not n and empty:
+        display(note(empty))
+    return n
+
+
+def reference_band(ax, value: float, low: float | None = None, high: float | None = None,
+                   label: str | None = None, color="black", ls="-", alpha: float = 0.25) -> None:
+    """A horizontal reference (e.g. the human observers): a line at ``value`` and, where given,
+    a grey band from ``low`` to ``high`` (their range), behind the data."""
+    if low is not None and high is not None and not (np.isnan(low) or np.isnan(high)):
+        ax.axhspan(low, high, color="0.6", alpha=alpha, lw=0, zorder=0)
+    if value is not None and not np.isnan(value):
+        ax.axhline(value, color=color, lw=1.3, ls=ls, zorder=1, label=label)
