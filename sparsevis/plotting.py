@@ -413,18 +413,16 @@ class Drawn(NamedTuple):
     prov: str | None = None
 
 
-def show_all(drawn: Iterable[Drawn], empty: str | None = None) -> int:
+def show_all(drawn: Iterable[Drawn], empty: str | None = None) -> None:
     """:func:`show` each figure of a figure function, in order; when there is none and
-    ``empty`` is given, display it as a :func:`note`. Returns the number of figures shown."""
+    ``empty`` is given, display it as a :func:`note`."""
     from IPython.display import display
 
-    n = 0
+    drawn = list(drawn)
     for d in drawn:
         show(d.fig, d.name, d.caption, d.prov)
-        n += 1
-    if not n and empty:
+    if not drawn and empty:
         display(note(empty))
-    return n
 
 
 def reference_band(ax, value: float, low: float | None = None, high: float | None = None,
