@@ -433,3 +433,19 @@ def reference_band(ax, value: float, low: float | None = None, high: float | Non
         ax.axhspan(low, high, color="0.6", alpha=alpha, lw=0, zorder=0)
     if value is not None and not np.isnan(value):
         ax.axhline(value, color=color, lw=1.3, ls=ls, zorder=1, label=label)
+
+
+class LinkList:
+    """A bulleted list of relative links to files beside the page, as (text, href, after)
+    triples: HTML in the book (the page's markdown parser would treat a file path as a
+    cross-reference), markdown elsewhere."""
+
+    def __init__(self, items: Sequence[tuple[str, str, str]]):
+        self.items = list(items)
+
+    def _repr_html_(self) -> str:
+        return "<ul>" + "".join(f'<li><a href="{html.escape(href)}">{html.escape(text)}</a>{html.escape(after)}</li>'
+                                for text, href, after in self.items) + "</ul>"
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- [{text}]({href}){after}" for text, href, after in self.items)

@@ -236,8 +236,9 @@ def test_paper_chapter_with_papermill(tmp_path, monkeypatch):
                         parameters={"profile": "paper", "device": "cpu", "result_dirs": dirs},
                         cwd=str(tmp_path), kernel_name="python3", progress_bar=False, log_output=False)
     nb = json.loads(out.read_text())
-    text = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) + "".join(o.get("text", ""))
-                     for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    text = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) + "".join(o.get("text", "")) for o in outputs)
+    page = "\n".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
     drawn = {p.stem for p in figures.glob("alignment-*.png")}
     assert {"alignment-ood-paper", "alignment-rotation-paper", "alignment-error-consistency-paper",
             "alignment-shape-bias"} <= drawn, sorted(drawn)
@@ -255,7 +256,7 @@ def test_paper_chapter_with_papermill(tmp_path, monkeypatch):
 
     # one archive per series, linked relatively, readable as model-vs-human raw data
     for label in (r.label for r in get_profile("paper").runs):
-        assert f"](figures/raw-data-{label}.zip)" in text
+        assert f'<a href="figures/raw-data-{label}.zip">' in page    # what the book renders
     with zipfile.ZipFile(figures / "raw-data-paper-resnet50-imp-s0.zip") as z:
         names = z.namelist()
         assert "raw-data/rotation/rotation_paper-resnet50-imp-s0-it02_session-1.csv" in names

@@ -560,10 +560,10 @@ def raw_data_archives(a: Alignment, out_dir=None) -> list[tuple[str, Path, int]]
     return out
 
 
-def raw_data_links(archives: list[tuple[str, Path, int]]) -> str:
-    """Markdown: a relative link to each archive (the book puts ``figures/`` beside the page)."""
+def raw_data_links(archives: list[tuple[str, Path, int]]):
+    """Relative links to each archive (the book puts ``figures/`` beside the page), or a note."""
     if not archives:
-        return ("No raw-data CSVs in the selected studies (studies made before the alignment stage "
-                "wrote them: rerun the stage to get them).")
-    return "\n".join(f"- [{path.name}](figures/{path.name}): {label}, {n} CSV files"
-                     for label, path, n in archives)
+        return plotting.note("No raw-data CSVs in the selected studies (studies made before the alignment "
+                             "stage wrote them: rerun the stage to get them).")
+    return plotting.LinkList([(path.name, f"figures/{path.name}", f": {label}, {n} CSV files")
+                              for label, path, n in archives])
