@@ -73,10 +73,10 @@ def dataset_values(conditions: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFra
     def add(metric, value, values, n_obs):
         values = np.asarray(values, dtype=np.float64)
         values = values[~np.isnan(values)]
-        rows.append(dict(dataset=ds, metric=metric, value=float(value),
-                         low=float(values.min()) if len(values) else np.nan,
-                         high=float(values.max()) if len(values) else np.nan,
-                         n_observers=int(n_obs), n_conditions=int(n_cond)))
+        rows.append({"dataset": ds, "metric": metric, "value": float(value),
+                     "low": float(values.min()) if len(values) else np.nan,
+                     "high": float(values.max()) if len(values) else np.nan,
+                     "n_observers": int(n_obs), "n_conditions": int(n_cond)})
 
     per_obs = kept.groupby("subj")["correct"].mean()
     add("accuracy", per_obs.mean(), per_obs, len(per_obs))

@@ -295,8 +295,8 @@ def error_consistency_real(a: Alignment) -> list[plotting.Drawn]:
     fig.suptitle(f"Error consistency against sparsity · real track · profile {a.profile}", fontsize=10.5)
     _legend_below(fig, handles, 3)
     return [a.drawn(fig, "alignment-error-consistency-real",
-        f"Error consistency (Cohen's κ beyond chance, Geirhos et al. 2020) of each model with the human "
-        f"observers (solid: mean over observers; band: 95 % bootstrap interval over images)"
+        "Error consistency (Cohen's κ beyond chance, Geirhos et al. 2020) of each model with the human "
+        "observers (solid: mean over observers; band: 95 % bootstrap interval over images)"
         + (", and with its dense checkpoint (dashed)" if has_dense else
            "; the results hold no model-vs-dense value for this track")
         + f", against sparsity, one panel per dataset. Black line and grey band: the observers' consistency "
@@ -374,9 +374,9 @@ def shape_bias(a: Alignment) -> list[plotting.Drawn]:
     axes[0, 0].set_ylabel("shape bias")
     fig.suptitle(f"Shape bias against sparsity · profile {a.profile}", fontsize=10.5)
     fig.tight_layout()
-    human_text = (f"grey band and black line: the human observers' range and pooled value from their raw "
-                  f"responses" if human is not None else "dashed: the literature's human value (no raw human "
-                  f"data here)")
+    human_text = ("grey band and black line: the human observers' range and pooled value from their raw "
+                  "responses" if human is not None else "dashed: the literature's human value (no raw human "
+                  "data here)")
     return [a.drawn(fig, "alignment-shape-bias",
         f"Shape bias (shape / (shape + texture) decisions on cue-conflict images whose shape and texture "
         f"differ) against sparsity, one panel per track. Real and paper tracks (model-vs-human's cue-conflict "
@@ -422,8 +422,7 @@ def _per_dataset(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([bench, single], ignore_index=True)
 
 
-def _paper_panels(a: Alignment, rows: pd.DataFrame, metric: str, ylabel: str, human_metric: str,
-                  ylim=None) -> tuple:
+def _paper_panels(a: Alignment, rows: pd.DataFrame, ylabel: str, human_metric: str, ylim=None) -> tuple:
     """One panel per model-vs-human dataset: the models against sparsity, the observers beside."""
     fig, axes = _grid(len(mvh.DATASETS), 4, 2.0, sharey=True)
     smax = rows["sparsity"].max()
@@ -455,7 +454,7 @@ def ood_paper(a: Alignment) -> list[plotting.Drawn]:
     if rows.empty:
         return []
     per = _per_dataset(rows)
-    fig, _ = _paper_panels(a, per, "accuracy", "accuracy", "accuracy", (0, 1.02))
+    fig, _ = _paper_panels(a, per, "accuracy", "accuracy", (0, 1.02))
     handles = _model_handles(a, per) + [Line2D([], [], color="black", lw=1.3,
                                                label="humans (mean of observers; band: range)")]
     fig.suptitle(f"Accuracy on the 17 model-vs-human datasets · paper track · profile {a.profile}", fontsize=10.5)
@@ -518,7 +517,7 @@ def error_consistency_paper(a: Alignment) -> list[plotting.Drawn]:
     if rows.empty:
         return []
     per = _per_dataset(rows)
-    fig, axes = _paper_panels(a, per, "error_consistency", "error consistency (κ)", "error_consistency")
+    fig, axes = _paper_panels(a, per, "error consistency (κ)", "error_consistency")
     for ax in axes.flat:
         ax.axhline(0, color="0.5", lw=0.8, ls=":")
     handles = _model_handles(a, per) + [Line2D([], [], color="black", lw=1.3,
