@@ -209,6 +209,7 @@ def paper_results(runs_root: Path) -> dict:
     return dirs
 
 
+@pytest.mark.slow
 def test_paper_chapter_with_papermill(tmp_path, monkeypatch):
     pm = pytest.importorskip("papermill")
     import matplotlib.image
@@ -250,6 +251,7 @@ def test_paper_chapter_with_papermill(tmp_path, monkeypatch):
     # the paper track's shape bias is set against the observers of these files, not the literature
     assert "not SynthScenes" not in text and "observers' range and pooled value" in text
     assert "No human data here for 14 of the 17" in text and "3 of 17 datasets present" in text
+    assert "one panel per angle (0, 90, 180, 270 degrees)" in text
     assert "the observers range from 0.33 to 1.00" in text          # 1/3 and 1, by hand above
     assert "No human data here for colour, contrast" in text         # the 17-dataset caption
     assert "profile: `paper`" in text and "paper-resnet18-imp-s0" in text

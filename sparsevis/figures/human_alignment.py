@@ -83,6 +83,11 @@ def prepare(data: ChapterData, humans: HumanReference, methods=None) -> Alignmen
         al = al[al["method"].isin(as_set(methods))]
     split = al["dataset"].str.split(":", n=1)
     al["ds"], al["condition"] = split.str[0], split.str[1].fillna("")
+    # the alignment stage names condition "0" of a model-vs-human dataset by the bare dataset
+    # name ("rotation", not "rotation:0"), as it does the single condition of edge or cue-conflict
+    levels = {d for d, c in mvh.CONDITIONS.items() if c and len(c) > 1 and "0" in c}
+    bare = al["track"].isin(HUMAN_TRACKS) & al["ds"].isin(levels) & (al["condition"] == "")
+    al.loc[bare, "condition"] = "0"
     acc = data.rows[(data.rows["study"] == "prune") & (data.rows["metric"] == "accuracy")]
     return Alignment(data, al, acc, humans, plotting.palette(dict.fromkeys(al["model"])))
 
@@ -502,7 +507,8 @@ def rotation_paper(a: Alignment) -> list[plotting.Drawn]:
     _legend_below(fig, handles, 3)
     absent = [x for x in ROTATION_ARCHS if x not in archs]
     return [a.drawn(fig, "alignment-rotation-paper",
-        f"Accuracy of {' and '.join(archs)} on model-vs-human's rotation dataset, one panel per angle, against "
+        f"Accuracy of {' and '.join(archs)} on model-vs-human's rotation dataset, one panel per angle "
+        f"({', '.join(angles)} degrees), against "
         f"sparsity (bands: 95 % bootstrap intervals over images); black line and grey band: the human "
         f"observers at the same angle (mean and range, from their raw responses); dotted: chance (1/16). "
         f"The paper's ResNet-18 vs ResNet-50 comparison."
