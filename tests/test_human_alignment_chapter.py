@@ -16,8 +16,10 @@ import torch
 
 from sparsevis import results, tracks
 from sparsevis.analysis import human_reference
+from sparsevis.chapters import ChapterData
 from sparsevis.config import get_profile
 from sparsevis.data import mvh
+from sparsevis.figures import human_alignment as figures
 from sparsevis.studies import alignment as alignment_study
 from sparsevis.studies.base import Rows, base_row
 from sparsevis.tracks import AlignmentSet
@@ -279,3 +281,18 @@ def test_paper_chapter_without_humans_keeps_going(tmp_path, monkeypatch):
     ref = human_reference.load()
     assert ref.datasets.empty and len(ref.missing) == 17
     assert ref.value("rotation", "accuracy") is None and ref.per_condition("rotation", "accuracy").empty
+
+
+def test_shape_bias_is_the_cue_conflict_one(tmp_path, monkeypatch):
+    """SynthScenes stores a shape bias on every OOD split (its distorted scenes keep their
+    texture labels); the shape-bias figure and summary take the cue-conflict one only."""
+    monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
+    base = {"track": "synthetic", "study": "alignment", "method": "model", "metric": "shape_bias", "model": "m",
+            "label": "m", "run_id": "r", "arch": "timm/m", "ci_low": np.nan, "ci_high": np.nan, "n": 16}
+    rows = pd.DataFrame([{**base, "dataset": d, "iteration": i, "sparsity": s, "value": v}
+                         for d, vals in (("cue-conflict", (0.2, 0.4)), ("colour:bw", (0.9, 0.95)))
+                         for i, (s, v) in enumerate(zip((0.0, 0.5), vals))])
+    data = ChapterData("tiny", "alignment", [], {}, {}, rows, "cfg", "human_alignment")
+    a = figures.prepare(data, human_reference.load())
+    assert figures.shape_bias_summary(a) == "- **m** (synthetic): dense 0.20, highest 0.40 at 50 %."
