@@ -24,7 +24,6 @@ version, so that new or changed raw data make a new folder.
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +91,6 @@ def dataset_values(conditions: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(rows, columns=list(DATASET_COLUMNS))
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False)
-    atomic_write_text(path, buf.getvalue())
-
-
 def run(root=None) -> Path:
     """Compute the human reference values from the raw data under ``root`` (default: the data
     root), or find them computed; returns the folder."""
@@ -116,10 +109,12 @@ def run(root=None) -> Path:
         per_condition.append(conditions)
         per_dataset.append(dataset_values(conditions, trials))
     empty = pd.DataFrame(columns=list(alignment.HUMAN_REFERENCE_COLUMNS))
-    _write_csv(pd.concat(per_condition, ignore_index=True) if per_condition else empty, out / "conditions.csv")
-    _write_csv(pd.concat(per_dataset, ignore_index=True) if per_dataset
-               else pd.DataFrame(columns=list(DATASET_COLUMNS)), out / "datasets.csv")
-    _write_csv(pd.DataFrame({"dataset": list(missing), "reason": list(missing.values())}), out / "missing.csv")
+    tables = {"conditions": pd.concat(per_condition, ignore_index=True) if per_condition else empty,
+              "datasets": pd.concat(per_dataset, ignore_index=True) if per_dataset
+              else pd.DataFrame(columns=list(DATASET_COLUMNS)),
+              "missing": pd.DataFrame({"dataset": list(missing), "reason": list(missing.values())})}
+    for name, table in tables.items():
+        atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
     atomic_write_text(out / "inputs.json", json.dumps({"digest": digest, "files": files}, indent=1) + "\n")
     atomic_write_text(out / "DONE", "complete\n")
     return out
