@@ -264,6 +264,7 @@ def test_paper_chapter_with_papermill(tmp_path, monkeypatch):
     with zipfile.ZipFile(figures / "raw-data-paper-resnet50-imp-s0.zip") as z:
         names = z.namelist()
         assert "raw-data/rotation/rotation_paper-resnet50-imp-s0-it02_session-1.csv" in names
+        assert {z.getinfo(n).date_time for n in names} == {(1980, 1, 1, 0, 0, 0)}   # same study, same bytes
         z.extractall(tmp_path / "unzipped")
     back = mvh.load_trials("rotation", raw_dir=tmp_path / "unzipped/raw-data/rotation",
                            pattern="*-it01_session-1.csv")

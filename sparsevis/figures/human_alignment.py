@@ -11,6 +11,7 @@ model-vs-human's benchmark rows (``<dataset>:benchmark``).
 """
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from sparsevis.analysis.human_reference import HumanReference
 from sparsevis.chapters import ChapterData, as_set
 from sparsevis.data import mvh
 from sparsevis.data.synthscenes import OOD_CONDITIONS
+from sparsevis.fileio import atomic_write_bytes
 
 W = plotting.FIGURE_WIDTH
 #: The literature's human shape bias on model-vs-human's cue-conflict images (Geirhos et al.
@@ -558,15 +560,13 @@ def raw_data_archives(a: Alignment, out_dir=None) -> list[tuple[str, Path, int]]
         files = sorted(raw.rglob("*.csv")) if raw.is_dir() else []
         if not files:
             continue
-        path = plotting.figures_dir(out_dir) / f"raw-data-{label}.zip"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".zip.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for f in files:
                 info = zipfile.ZipInfo(f"raw-data/{f.relative_to(raw).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 z.writestr(info, f.read_bytes())
-        tmp.replace(path)
+        path = atomic_write_bytes(plotting.figures_dir(out_dir) / f"raw-data-{label}.zip", buf.getvalue())
         out.append((label, path, len(files)))
     return out
 
