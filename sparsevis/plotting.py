@@ -26,6 +26,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 import numpy as np
@@ -398,3 +399,53 @@ def sparsity_slider(frames: Sequence, labels: Sequence[str], title: str | None =
 </script>
 </div>"""
     return SliderHTML(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Figure records and reference lines (the chapters' figure modules, sparsevis.figures)
+# --------------------------------------------------------------------------------------------
+class Drawn(NamedTuple):
+    """A drawn figure with what :func:`show` needs: file stem, caption, provenance line."""
+
+    fig: object
+    name: str
+    caption: str
+    prov: str | None = None
+
+
+def show_all(drawn: Iterable[Drawn], empty: str | None = None) -> None:
+    """:func:`show` each figure of a figure function, in order; when there is none and
+    ``empty`` is given, display it as a :func:`note`."""
+    from IPython.display import display
+
+    drawn = list(drawn)
+    for d in drawn:
+        show(d.fig, d.name, d.caption, d.prov)
+    if not drawn and empty:
+        display(note(empty))
+
+
+def reference_band(ax, value: float, low: float | None = None, high: float | None = None,
+                   label: str | None = None, color="black", ls="-", alpha: float = 0.25) -> None:
+    """A horizontal reference (e.g. the human observers): a line at ``value`` and, where given,
+    a grey band from ``low`` to ``high`` (their range), behind the data."""
+    if low is not None and high is not None and not (np.isnan(low) or np.isnan(high)):
+        ax.axhspan(low, high, color="0.6", alpha=alpha, lw=0, zorder=0)
+    if value is not None and not np.isnan(value):
+        ax.axhline(value, color=color, lw=1.3, ls=ls, zorder=1, label=label)
+
+
+class LinkList:
+    """A bulleted list of relative links to files beside the page, as (text, href, after)
+    triples: HTML in the book (the page's markdown parser would treat a file path as a
+    cross-reference), markdown elsewhere."""
+
+    def __init__(self, items: Sequence[tuple[str, str, str]]):
+        self.items = list(items)
+
+    def _repr_html_(self) -> str:
+        return "<ul>" + "".join(f'<li><a href="{html.escape(href)}">{html.escape(text)}</a>{html.escape(after)}</li>'
+                                for text, href, after in self.items) + "</ul>"
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- [{text}]({href}){after}" for text, href, after in self.items)
