@@ -40,12 +40,15 @@ similarities to the wrong sign. float32 and float64 are used as given.
 """
 from __future__ import annotations
 
+import contextlib
 from numbers import Integral
 from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F_nn
+
+from ..runtime import single_thread
 
 __all__ = [
     "LostResult",
@@ -312,16 +315,18 @@ def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = 
         raise ValueError(f"chunk_size must be an integer >= 1 or None; got {chunk_size!r}")
     b, n, _ = feats.shape
     kk = min(int(k), n)
-    if feats.device.type == "cpu":
-        degree, seed, score = _scores_per_image(feats, kk)
-    else:
-        if chunk_size is None:
-            chunk_size = max(1, _CHUNK_ELEMENTS // max(1, n) ** 2)
-        degree, seed, score = _scores_batched(feats, kk, int(chunk_size))
-
-    score_map = score.view(b, h, w)
-    comp = connected_component(score_map > 0, seed)
-    boxes = mask_to_box(comp)
+    on_cpu = feats.device.type == "cpu"
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_ELEMENTS // max(1, n) ** 2)
+    # CPU: NumPy per image, then small torch ops on one thread (a second adds only barriers)
+    with single_thread() if on_cpu else contextlib.nullcontext():
+        if on_cpu:
+            degree, seed, score = _scores_per_image(feats, kk)
+        else:
+            degree, seed, score = _scores_batched(feats, kk, int(chunk_size))
+        score_map = score.view(b, h, w)
+        comp = connected_component(score_map > 0, seed)
+        boxes = mask_to_box(comp)
     if return_details:
         return LostResult(boxes=boxes, seed=seed, degree=degree, score_map=score_map, mask=comp)
     return boxes
