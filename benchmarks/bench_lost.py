@@ -6,7 +6,7 @@ NumPy (a SYRK: N (N+1) / 2 x D multiply-adds) into one reused buffer (a fresh ar
 adds page faults worth half the product at VOC's grid), the one O(N^2 D) step; the rest of
 LOST is O(N^2) per image. The batched ``bmm`` of the same products (a GEMM, twice the FLOPs)
 is timed too: what LOST uses on a GPU. All run side by side in one process
-(benchmarks/bench_common.py), medians reported.
+(benchmarks/bench_common.py), best of the repeats reported.
 
     python benchmarks/bench_lost.py --device cpu --batch 64 --grid 30 23 --dim 384 2048 --repeat 5
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
           f"torch threads={torch.get_num_threads()}, cpu_count={os.cpu_count()}")
     print(f"batch={a.batch} grid={h}x{w} (N={h * w}) k={a.k} features={a.features} repeat={a.repeat}")
     print()
-    print("img/s are medians over the repeats, all four timed side by side")
+    print("img/s: best of the repeats, all four timed side by side")
     print(f"{'dim':>5} {'LOST img/s':>11} {'reference img/s':>16} {'LOST/ref':>9} {'SYRK img/s':>11} "
           f"{'LOST/SYRK':>10} {'bmm img/s':>10} {'same boxes':>11}")
     for dim in a.dim:
