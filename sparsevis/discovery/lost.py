@@ -7,8 +7,9 @@ at once: one ``bmm`` for their similarity matrices and vectorised degree, seed a
 selection (:func:`_scores_batched`). On the CPU, images go one at a time through NumPy
 (:func:`_scores_per_image`): ``f @ f.T`` there is a SYRK (one triangle: half the
 multiply-adds of the ``bmm``; ``torch.mm(f, f.T)`` is a full GEMM) into one buffer that stays
-in cache, which benchmarks/bench_lost.py measured at 2x the batched path. Both end in one
-vectorised 4-connected flood fill over the batch.
+in cache, then the O(N) selection on that image (benchmarks/run_all.py compares it with the
+reference and with the SYRK alone). Both end in one vectorised 4-connected flood fill over the
+batch.
 ``tests/reference_lost.py`` is an independent per-image NumPy/SciPy implementation that the
 tests compare against box for box.
 
