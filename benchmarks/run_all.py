@@ -112,15 +112,15 @@ def _load(avg) -> str:
 
 def markdown(rows: list[dict], roofs: dict, info: dict, seconds: float, repeat: int) -> str:
     """The table with the machine it ran on, without a heading: the reproduce page includes it."""
-    lines = [f"Measured {info['when']} (profile `{info['profile']}`, `python benchmarks/run_all.py`) on "
-             f"{info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads "
-             f"(the CPU metric kernels and LOST's torch steps run on one by design); torch {info['torch']}, "
-             f"numpy {info['numpy']}, Python {info['python']}; GPU: {info['cuda'] or 'none'}; "
-             f"load average at the start {_load(info['load_average'])}.", "",
-             f"Roofs measured in this run: GEMM {roofs['gemm_flops'] / 1e9:.1f} GFLOP/s (fp32 matmul), "
-             f"copy {roofs['copy_bytes'] / 1e9:.1f} GB/s (read + write). Ratio = path / bound, both timed "
-             f"side by side, best of {repeat} rounds each: on a machine shared with other work the rates "
-             f"move, their ratios much less. {seconds:.0f} s in all.", "",
+    lines = [(f"Measured {info['when']} (profile `{info['profile']}`, `python benchmarks/run_all.py`) on "
+              f"{info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads "
+              f"(the CPU metric kernels and LOST's torch steps run on one by design); torch {info['torch']}, "
+              f"numpy {info['numpy']}, Python {info['python']}; GPU: {info['cuda'] or 'none'}; "
+              f"load average at the start {_load(info['load_average'])}."), "",
+             (f"Roofs measured in this run: GEMM {roofs['gemm_flops'] / 1e9:.1f} GFLOP/s (fp32 matmul), "
+              f"copy {roofs['copy_bytes'] / 1e9:.1f} GB/s (read + write). Ratio = path / bound, both timed "
+              f"side by side, best of {repeat} rounds each: on a machine shared with other work the rates "
+              f"move, their ratios much less. {seconds:.0f} s in all."), "",
              "| group | path | bound | unit | path rate | bound rate | ratio | setting |",
              "|---|---|---|---|---:|---:|---:|---|"]
     for r in rows:

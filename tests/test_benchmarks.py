@@ -67,7 +67,7 @@ def _table_rows(text: str) -> list[dict]:
 
 def test_reproduce_page_includes_the_latest_full_table():
     page = ROOT / "book" / "reproduce.md"
-    includes = re.findall(r"^```\{include\}\s+(\S+)\s*$", page.read_text(), flags=re.M)
+    includes = re.findall(r"^```\{include\}\s+(\S+)\s*$", page.read_text(), flags=re.MULTILINE)
     assert len(includes) == 1, includes
     md = (page.parent / includes[0]).resolve()
     assert md == (run_all.PAGE_TABLE / "latest.md").resolve() and md.is_file()
