@@ -3,13 +3,13 @@
 Every comparison in benchmarks/ is taken side by side: the functions compared are called in
 turn, repeat after repeat (round robin) in one process, so load from other processes hits
 all of them alike and their *ratio* stays meaningful on a busy machine even when the rates
-themselves do not. Medians are reported.
+themselves do not. Each function's best round (best of N) is reported: on a loaded machine
+it is the round least disturbed by other processes, and it moves less than the median.
 """
 from __future__ import annotations
 
 import os
 import platform
-import statistics
 import time
 from typing import Callable
 
@@ -25,7 +25,7 @@ def sync(device: torch.device | str | None) -> None:
 
 def side_by_side(fns: dict[str, Callable[[], object]], repeat: int,
                  device: torch.device | str | None = None) -> dict[str, float]:
-    """Median wall-clock seconds of each function: one warm-up call each, then ``repeat``
+    """Best (smallest) wall-clock seconds of each function: one warm-up call each, then ``repeat``
     rounds in which every function runs once, in turn."""
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1; got {repeat}")
@@ -39,7 +39,7 @@ def side_by_side(fns: dict[str, Callable[[], object]], repeat: int,
             fn()
             sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: min(t) for name, t in times.items()}
 
 
 def cpu_model() -> str:

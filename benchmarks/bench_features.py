@@ -19,7 +19,7 @@ pin-memory thread, non-blocking copies, logits back to the host; JPEG decoding i
 it), with its
 fraction of the ceiling; ``--compile`` adds torch.compile rows.
 
-Rates are images/s: the median of ``--repeat`` passes after one warm-up pass, the paths compared
+Rates are images/s: the best of ``--repeat`` passes after one warm-up pass, the paths compared
 timed side by side (benchmarks/bench_common.py).
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cpu-batch", type=int, default=8)
     parser.add_argument("--gpu-n", type=int, default=4096, help="images per GPU pass")
     parser.add_argument("--gpu-batch", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=3, help="timed passes (median reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes (best reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on the GPU")
     parser.add_argument("--skip-cpu", action="store_true")
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
 
     if not args.skip_cpu:
         print(f"CPU: torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, 224 px, "
-              f"{args.cpu_n} images, batch {args.cpu_batch}, median of {args.repeat}")
+              f"{args.cpu_n} images, batch {args.cpu_batch}, best of {args.repeat}")
         print(f"{'model':<28}{'per-image img/s':>16}{'plain batched':>15}{'extract':>10}"
               f"{'extract/plain':>15}{'extract/per-image':>19}{'max|diff|':>11}")
         for name in args.models:
@@ -126,7 +126,7 @@ def main(argv=None) -> None:
               "for the bf16 + channels-last rates and the fraction of pure forward throughput.)")
         return
     print(f"GPU: {torch.cuda.get_device_name()}, bf16 autocast, channels-last for CNNs, inference mode, "
-          f"{args.gpu_n} images, batch {args.gpu_batch}, median of {args.repeat}")
+          f"{args.gpu_n} images, batch {args.gpu_batch}, best of {args.repeat}")
     print(f"{'model':<38}{'pure forward img/s':>19}{'extract img/s':>15}{'fraction':>10}")
     for name in args.models:
         for r in bench_gpu(name, args.gpu_n, args.gpu_batch, args.repeat, args.compile):

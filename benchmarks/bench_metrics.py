@@ -5,7 +5,7 @@
 Maps are smooth random fields (bilinear upsampling of a 7x7 grid, as Grad-CAM gives), masks
 are discs, about 5 % of pixels are void. The kernels run on ``--device``; the references
 (tests/reference_metrics.py) run on CPU with NumPy, one image at a time. Both are timed side by
-side (benchmarks/bench_common.py): the median of ``--repeat`` rounds after one warm-up; the
+side (benchmarks/bench_common.py): the best of ``--repeat`` rounds after one warm-up; the
 results are checked to agree first.
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' (kernels only)")
     parser.add_argument("--n", type=int, default=256, help="number of maps")
     parser.add_argument("--size", type=int, default=224, help="map height and width")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per function (median reported)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per function (best reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:

@@ -12,8 +12,9 @@ Rows (each ``path`` rate over its ``bound`` rate, both measured side by side in 
   and vs the GEMM roof; the metrics vs the memory-bandwidth roof (one read of their inputs).
 
 The roofs are measured here: a large fp32 matmul (FLOP/s) and a large fp32 copy (bytes read +
-written per second). Writes ``benchmarks.md`` and ``benchmarks.json`` (the rows and the
-machine: CPU, cores, torch threads, versions, load average) to ``--out``. On a loaded machine
+written per second). Writes ``latest.md`` and ``latest.json`` (the rows and the machine: CPU,
+cores, torch threads, versions, load average) to ``--out``, by default to ``book/benchmarks/``,
+whose table book/reproduce.md includes (commit it after a run). On a loaded machine
 the rates move; the ratios, taken side by side, much less.
 """
 from __future__ import annotations
@@ -105,15 +106,22 @@ def collect(s: Sizes) -> tuple[list[dict], dict]:
     return rows, roofs
 
 
-def markdown(rows: list[dict], roofs: dict, info: dict, seconds: float) -> str:
-    lines = [f"# sparsevis benchmarks ({info['when']})", "",
-             f"CPU: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads; "
-             f"torch {info['torch']}, numpy {info['numpy']}, Python {info['python']}; "
-             f"load average at the start {info['load_average']}; GPU: {info['cuda'] or 'none'}.", "",
-             f"Roofs measured in this run: GEMM {roofs['gemm_flops'] / 1e9:.1f} GFLOP/s (fp32 matmul), "
-             f"copy {roofs['copy_bytes'] / 1e9:.1f} GB/s (read + write). "
-             f"Ratio = path / bound, both timed side by side (medians). {seconds:.0f} s in all.", "",
-             "| group | path | bound | unit | path | bound | ratio | setting |",
+def _load(avg) -> str:
+    return "unknown" if avg is None else " / ".join(f"{x:.1f}" for x in avg) + " (1 / 5 / 15 min)"
+
+
+def markdown(rows: list[dict], roofs: dict, info: dict, seconds: float, repeat: int) -> str:
+    """The table with the machine it ran on, without a heading: the reproduce page includes it."""
+    lines = [(f"Measured {info['when']} (profile `{info['profile']}`, `python benchmarks/run_all.py`) on "
+              f"{info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads "
+              f"(the CPU metric kernels and LOST's torch steps run on one by design); torch {info['torch']}, "
+              f"numpy {info['numpy']}, Python {info['python']}; GPU: {info['cuda'] or 'none'}; "
+              f"load average at the start {_load(info['load_average'])}."), "",
+             (f"Roofs measured in this run: GEMM {roofs['gemm_flops'] / 1e9:.1f} GFLOP/s (fp32 matmul), "
+              f"copy {roofs['copy_bytes'] / 1e9:.1f} GB/s (read + write). Ratio = path / bound, both timed "
+              f"side by side, best of {repeat} rounds each: on a machine shared with other work the rates "
+              f"move, their ratios much less. {seconds:.0f} s in all."), "",
+             "| group | path | bound | unit | path rate | bound rate | ratio | setting |",
              "|---|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['group']} | {r['path']} | {r['bound']} | {r['unit']} | {r['path_rate']:.3g} | "
@@ -121,11 +129,17 @@ def markdown(rows: list[dict], roofs: dict, info: dict, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Where the default run writes the table that book/reproduce.md includes (committed).
+PAGE_TABLE = Path(__file__).resolve().parents[1] / "book" / "benchmarks"
+
+
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="tiny sizes: under a minute (the test runs this)")
-    p.add_argument("--out", type=Path, default=Path("_build") / "benchmarks", help="folder for the table")
-    p.add_argument("--repeat", type=int, default=None, help="rounds per comparison (median)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"folder for latest.md and latest.json (default: {PAGE_TABLE}, the table the "
+                        "reproduce page shows; with --tiny, _build/benchmarks-tiny)")
+    p.add_argument("--repeat", type=int, default=None, help="rounds per comparison (the best is kept)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     a = p.parse_args(argv)
     if a.threads:
@@ -133,21 +147,23 @@ def main(argv=None) -> Path:
     sizes = TINY if a.tiny else Sizes()
     if a.repeat:
         sizes = replace(sizes, repeat=a.repeat)
-    info = dict(machine(), when=time.strftime("%Y-%m-%d %H:%M"), profile="tiny" if a.tiny else "default")
+    out = a.out or (Path("_build") / "benchmarks-tiny" if a.tiny else PAGE_TABLE)
+    info = dict(machine(), when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                profile="tiny" if a.tiny else "default")
     t = time.time()
     rows, roofs = collect(sizes)
     seconds = time.time() - t
     bad = [r for r in rows if not (math.isfinite(r["ratio"]) and r["ratio"] > 0)]
     if bad:
         raise RuntimeError(f"benchmark ratios not finite and positive: {bad}")
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "benchmarks.json").write_text(json.dumps(
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(
         {"machine": info, "sizes": asdict(sizes), "roofs": roofs, "seconds": seconds, "rows": rows},
         indent=1) + "\n")
-    text = markdown(rows, roofs, info, seconds)
-    (a.out / "benchmarks.md").write_text(text)
+    text = markdown(rows, roofs, info, seconds, sizes.repeat)
+    (out / "latest.md").write_text(text)
     print(text)
-    return a.out
+    return out
 
 
 if __name__ == "__main__":

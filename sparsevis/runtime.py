@@ -1,6 +1,7 @@
 """Device choice, seeding and CPU worker processes shared by every stage."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -41,6 +42,20 @@ def seed_everything(seed: int) -> torch.Generator:
 def cpu_cores() -> int:
     """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one intra-op thread inside the block (restored afterwards). For CPU
+    kernels of many small, cache-sized ops: a second thread adds a barrier to every op, and
+    on a busy machine each barrier waits for a core (10-20x slower measured here, 2 cores
+    shared by several processes; benchmarks/run_all.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def default_jobs(n_tasks: int, device: str | torch.device | None = "auto") -> int:

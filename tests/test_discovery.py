@@ -2,6 +2,7 @@
 independent per-image reference in tests/reference_lost.py; TokenCut; pixel/padding helpers."""
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from sparsevis.discovery import (
     pad_to_multiple,
     tokencut,
 )
+
+# the module (the package exports its function under the same name)
+lost_module = importlib.import_module("sparsevis.discovery.lost")
 
 D = 16
 
@@ -210,6 +214,83 @@ def test_lost_chunking_does_not_change_the_result():
             assert torch.equal(a, b)
     with pytest.raises(ValueError, match="chunk_size"):
         lost(feats, (9, 6), chunk_size=0)
+
+
+@pytest.fixture
+def batched_path(monkeypatch):
+    """Run lost() on the CPU through the batched path that GPUs take (bmm, vectorised
+    selection) with a given chunk size, so that it is tested without a GPU."""
+    def use(chunk_size):
+        monkeypatch.setattr(lost_module, "_scores_per_image",
+                            lambda feats, kk: lost_module._scores_batched(feats, kk, chunk_size))
+    return use
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_lost_batched_path_matches_reference(grid, batched_path):
+    h, w = grid
+    g = torch.Generator().manual_seed(h * 31 + w)
+    gaussian = torch.randn(5, h * w, 24, generator=g, dtype=torch.float64)
+    integer = torch.randint(-1, 2, (5, h * w, 3), generator=g).to(torch.float32)
+    structured = _structured(5, h, w, 32, g)
+    for chunk in (1, 2, 100):
+        batched_path(chunk)
+        for feats in (gaussian, integer, structured):
+            for k in KS:
+                np.testing.assert_array_equal(
+                    lost(feats, grid, k=k).numpy(), reference_lost(feats.numpy(), grid, k=k),
+                    err_msg=f"grid={grid} chunk={chunk} k={k} dtype={feats.dtype}")
+
+
+def test_lost_both_paths_give_the_same_details(batched_path):
+    g = torch.Generator().manual_seed(11)
+    feats = _structured(7, 30, 23, 48, g)
+    per_image = lost(feats, (30, 23), return_details=True)
+    batched_path(3)
+    batched = lost(feats, (30, 23), return_details=True)
+    for name in ("boxes", "seed", "degree", "mask"):
+        assert torch.equal(getattr(per_image, name), getattr(batched, name)), name
+    torch.testing.assert_close(per_image.score_map, batched.score_map, rtol=1e-12, atol=1e-10)
+
+
+def test_lost_per_image_path_sums_the_kept_rows_like_the_reference():
+    # same SYRK, same rows summed in the same order: the score maps agree to the last bit,
+    # in float32 too, also when the seed's own similarity is 0 (it is kept regardless)
+    g = torch.Generator().manual_seed(12)
+    feats = torch.cat([_structured(4, 30, 23, 40, g).float(), torch.zeros(1, 690, 40)])
+    feats[1, 5] = 0  # a zero patch: degree 0, the seed, not similar to itself
+    res = lost(feats, (30, 23), return_details=True)
+    assert int(res.seed[1]) == 5
+    for i in range(len(feats)):
+        box, seed, degree, score, region = reference_lost_one(feats[i].numpy(), (30, 23), details=True)
+        assert res.boxes[i].tolist() == list(box) and int(res.seed[i]) == seed
+        np.testing.assert_array_equal(res.degree[i].numpy(), degree)
+        np.testing.assert_array_equal(res.score_map[i].numpy(), score)
+        np.testing.assert_array_equal(res.mask[i].numpy(), region)
+
+
+@pytest.mark.parametrize("path", ["per-image", "batched"])
+def test_lost_keeps_the_seed_whose_self_similarity_underflows(path, batched_path):
+    # patch 0 = (1e-25, 0): |f|^2 underflows to 0 in float32, so A[0, 0] = 0, yet it is
+    # similar (1e-25) to the 3 patches (1, 0); the 8 patches (-1, 0) have degree 8, so patch 0
+    # (degree 3) is the seed. With k = 1 it is the only candidate and is kept by the rule: the
+    # map is its row (+1e-25 on the 3 patches, -1e-25 on the 8), not zero; the seed (map 0) is
+    # outside the mask, so the box is the seed cell.
+    if path == "batched":
+        batched_path(1)
+    f = torch.zeros(1, 12, 2)
+    f[0, 0, 0] = 1e-25
+    f[0, 1:4, 0] = 1.0
+    f[0, 4:, 0] = -1.0
+    assert float(f[0, 0] @ f[0, 0]) == 0.0
+    res = lost(f, (3, 4), k=1, return_details=True)
+    want = f[0, 0] @ f[0].T
+    assert res.seed.tolist() == [0] and res.degree[0, 0] == 3
+    assert torch.equal(res.score_map[0].reshape(-1), want)
+    assert res.boxes.tolist() == [[0, 0, 1, 1]]
+    box, seed, _, score, _ = reference_lost_one(f[0].numpy(), (3, 4), k=1, details=True)
+    assert seed == 0 and list(box) == [0, 0, 1, 1]
+    np.testing.assert_array_equal(score.reshape(-1), want.numpy())
 
 
 def test_lost_cpu_gram_takes_views_and_tensors_that_require_grad():

@@ -236,6 +236,29 @@ def test_cpu_chunks_equal_one_batch(monkeypatch, tolerance):
     close(chunks[2], ref.pointing(maps, masks, valid, tolerance))
 
 
+def test_cpu_kernels_run_on_one_thread_and_restore_the_count(monkeypatch):
+    from sparsevis.metrics import base
+
+    seen = []
+
+    def kernel(maps, masks, valid):
+        seen.append(torch.get_num_threads())
+        return maps.flatten(1).sum(dim=1)
+
+    maps, masks, valid = random_batch(14)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(base, "CPU_CHUNK_PIXELS", 3 * 12 * 10 + 1)
+        close(base.per_chunk(kernel, maps, masks, valid), maps.flatten(1).sum(dim=1))
+        assert seen == [1] * 8 and torch.get_num_threads() == 2
+        with pytest.raises(ZeroDivisionError):
+            base.per_chunk(lambda *t: 1 / 0, maps, masks, valid)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 # ---- boxes and CorLoc --------------------------------------------------------------------
 
 def test_box_iou_known():

@@ -2,11 +2,14 @@
 
 The paper's object-discovery study (protocol.md, section (ii)) runs LOST on the patch
 features of each pruned model. This module computes it for a whole batch of images at once
-with torch, on CPU or CUDA: vectorised degree, seed and top-k selection and a vectorised
-4-connected flood fill over the batch. The similarity matrices are one ``bmm`` on a GPU; on the
-CPU they are formed image by image with NumPy's ``f @ f.T``, which is a SYRK (only one
-triangle: half the multiply-adds of the ``bmm``; ``torch.mm(f, f.T)`` is a full GEMM), see
-:func:`_gram`.
+with torch, on CPU or CUDA, taking the faster path per device. On a GPU, chunks of images go
+at once: one ``bmm`` for their similarity matrices and vectorised degree, seed and top-k
+selection (:func:`_scores_batched`). On the CPU, images go one at a time through NumPy
+(:func:`_scores_per_image`): ``f @ f.T`` there is a SYRK (one triangle: half the
+multiply-adds of the ``bmm``; ``torch.mm(f, f.T)`` is a full GEMM) into one buffer that stays
+in cache, then the O(N) selection on that image (benchmarks/run_all.py compares it with the
+reference and with the SYRK alone). Both end in one vectorised 4-connected flood fill over the
+batch.
 ``tests/reference_lost.py`` is an independent per-image NumPy/SciPy implementation that the
 tests compare against box for box.
 
@@ -38,12 +41,15 @@ similarities to the wrong sign. float32 and float64 are used as given.
 """
 from __future__ import annotations
 
+import contextlib
 from numbers import Integral
 from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F_nn
+
+from ..runtime import single_thread
 
 __all__ = [
     "LostResult",
@@ -210,30 +216,67 @@ def mask_to_box(mask: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # LOST
 
-# Default cap on the elements of one chunk of similarity matrices. CPU: about the size of a
-# last-level cache (16 MB in float32), so the passes over A after the matmul hit the cache
-# (measured: chunks of 1-8 VOC-sized images are ~1.5x faster than one chunk of 64). GPU:
-# large chunks (1 GB in float32) to keep the device busy.
-_CHUNK_ELEMENTS_CPU = 2**22
-_CHUNK_ELEMENTS_GPU = 2**28
+# Default cap on the elements of one chunk of similarity matrices in the batched (non-CPU)
+# path: large chunks (1 GB in float32) keep the device busy.
+_CHUNK_ELEMENTS = 2**28
 
-def _gram(f: torch.Tensor) -> torch.Tensor:
-    """The similarity matrices ``F F^T`` (c, N, N) of a chunk of features (c, N, D).
 
-    On the CPU, one image at a time through NumPy's matmul, which recognises ``f @ f.T`` and
-    calls BLAS SYRK: the FLOPs of one triangle, half those of ``torch.bmm`` (or ``torch.mm``,
-    which has no SYRK path); at VOC's grid the per-image loop costs nothing next to the
-    product (benchmarks/bench_lost.py measures both against the SYRK roof). On other
-    devices one batched ``bmm``, which keeps the device busy.
+def _scores_per_image(feats: torch.Tensor, kk: int) -> tuple[torch.Tensor, ...]:
+    """Degree, seed and score map of every image (CPU), one image at a time with NumPy.
+
+    ``f @ f.T`` in NumPy is a BLAS SYRK (one triangle: half the multiply-adds of ``torch.mm``
+    or ``bmm``, which have no SYRK path), written into one reused (N, N) buffer that stays in
+    cache for the passes that follow (a fresh buffer per image costs page faults worth half
+    the product at VOC's grid). The kept rows are summed in candidate order, as the reference
+    does.
     """
-    if f.device.type != "cpu":
-        return torch.bmm(f, f.transpose(1, 2))
-    f = f.detach().contiguous()
-    A = f.new_empty(f.shape[0], f.shape[1], f.shape[1])
-    fn, an = f.numpy(), A.numpy()
-    for i in range(len(fn)):
-        np.matmul(fn[i], fn[i].T, out=an[i])
-    return A
+    f_all = feats.detach().contiguous().numpy()
+    b, n, _ = f_all.shape
+    A = np.empty((n, n), dtype=f_all.dtype)
+    positive = np.empty((n, n), dtype=bool)
+    degree = np.empty((b, n), dtype=np.int64)
+    seed = np.empty(b, dtype=np.int64)
+    score = np.empty((b, n), dtype=f_all.dtype)
+    for i, f in enumerate(f_all):
+        np.matmul(f, f.T, out=A)
+        np.greater(A, 0, out=positive)
+        degree[i] = positive.sum(axis=1, dtype=np.int32)
+        order = np.argsort(degree[i], kind="stable")[:kk]  # ties: lowest index first
+        s = order[0]
+        kept = order[positive[s, order]]
+        if kept.size == 0 or kept[0] != s:  # the seed is always kept (first: it has the lowest degree)
+            kept = np.concatenate([[s], kept])
+        A.take(kept, axis=0).sum(axis=0, out=score[i])
+        seed[i] = s
+    return torch.from_numpy(degree), torch.from_numpy(seed), torch.from_numpy(score)
+
+
+def _scores_batched(feats: torch.Tensor, kk: int, chunk_size: int) -> tuple[torch.Tensor, ...]:
+    """Degree, seed and score map of every image, ``chunk_size`` images at a time: one
+    ``bmm`` for their similarity matrices and batched torch ops for the rest (GPUs)."""
+    b, n, _ = feats.shape
+    dev = feats.device
+    degree = torch.empty(b, n, dtype=torch.int64, device=dev)
+    seed = torch.empty(b, dtype=torch.int64, device=dev)
+    score = torch.empty(b, n, dtype=feats.dtype, device=dev)
+    for start in range(0, b, chunk_size):
+        f = feats[start:start + chunk_size]
+        c = f.shape[0]
+        rows = torch.arange(c, device=dev)
+        A = torch.bmm(f, f.transpose(1, 2))  # (c, N, N)
+        # degree = #{j : A_ij > 0}, self included (counted in int32: N < 2**31)
+        deg = (A > 0).view(torch.uint8).sum(dim=2, dtype=torch.int32)
+        order = torch.sort(deg, dim=1, stable=True).indices[:, :kk]  # ties: lowest index first
+        s = order[:, 0]
+        candidate = torch.zeros(c, n, dtype=torch.bool, device=dev)
+        candidate.scatter_(1, order, True)
+        kept = candidate & (A[rows, s] > 0)
+        kept[rows, s] = True  # the seed is always kept
+        score[start:start + c] = torch.bmm(kept.to(A.dtype).unsqueeze(1), A).squeeze(1)  # sum of kept rows
+        degree[start:start + c] = deg
+        seed[start:start + c] = s
+        del A
+    return degree, seed, score
 
 
 def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = False,
@@ -254,10 +297,9 @@ def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = 
         Return a :class:`LostResult` (boxes, seed, degree, score map, component mask)
         instead of only the boxes.
     chunk_size : int, optional
-        Images whose similarity matrices are held at once (memory: ``chunk_size * N**2``
-        floats). Default: as many as fit in 4 M elements on the CPU (16 MB in float32, 8
-        images at VOC's 30 x 23 grid) and 256 M elements on a GPU. The result does not
-        depend on it.
+        Off the CPU: images whose similarity matrices are held at once (memory:
+        ``chunk_size * N**2`` floats). Default: as many as fit in 256 M elements. The CPU
+        holds one image's matrix at a time and ignores it. The result does not depend on it.
 
     Returns
     -------
@@ -270,39 +312,22 @@ def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = 
     feats, h, w = _check_features(features, grid)
     if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an integer >= 1 (LOST uses 100); got {k!r}")
-    if chunk_size is None:
-        cap = _CHUNK_ELEMENTS_CPU if feats.device.type == "cpu" else _CHUNK_ELEMENTS_GPU
-        chunk_size = max(1, cap // max(1, feats.shape[1]) ** 2)
-    elif not isinstance(chunk_size, Integral) or isinstance(chunk_size, bool) or chunk_size < 1:
+    if chunk_size is not None and (not isinstance(chunk_size, Integral) or isinstance(chunk_size, bool) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1 or None; got {chunk_size!r}")
     b, n, _ = feats.shape
-    dev = feats.device
     kk = min(int(k), n)
-    degree = torch.empty(b, n, dtype=torch.int64, device=dev)
-    seed = torch.empty(b, dtype=torch.int64, device=dev)
-    score = torch.empty(b, n, dtype=feats.dtype, device=dev)
-
-    for start in range(0, b, int(chunk_size)):
-        f = feats[start:start + int(chunk_size)]
-        c = f.shape[0]
-        rows = torch.arange(c, device=dev)
-        A = _gram(f)  # (c, N, N)
-        # degree = #{j : A_ij > 0}, self included (counted in int32: N < 2**31)
-        deg = (A > 0).view(torch.uint8).sum(dim=2, dtype=torch.int32)
-        order = torch.sort(deg, dim=1, stable=True).indices[:, :kk]  # ties: lowest index first
-        s = order[:, 0]
-        candidate = torch.zeros(c, n, dtype=torch.bool, device=dev)
-        candidate.scatter_(1, order, True)
-        kept = candidate & (A[rows, s] > 0)
-        kept[rows, s] = True  # the seed is always kept
-        score[start:start + c] = torch.bmm(kept.to(A.dtype).unsqueeze(1), A).squeeze(1)  # sum of kept rows
-        degree[start:start + c] = deg
-        seed[start:start + c] = s
-        del A
-
-    score_map = score.view(b, h, w)
-    comp = connected_component(score_map > 0, seed)
-    boxes = mask_to_box(comp)
+    on_cpu = feats.device.type == "cpu"
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_ELEMENTS // max(1, n) ** 2)
+    # CPU: NumPy per image, then small torch ops on one thread (a second adds only barriers)
+    with single_thread() if on_cpu else contextlib.nullcontext():
+        if on_cpu:
+            degree, seed, score = _scores_per_image(feats, kk)
+        else:
+            degree, seed, score = _scores_batched(feats, kk, int(chunk_size))
+        score_map = score.view(b, h, w)
+        comp = connected_component(score_map > 0, seed)
+        boxes = mask_to_box(comp)
     if return_details:
         return LostResult(boxes=boxes, seed=seed, degree=degree, score_map=score_map, mask=comp)
     return boxes

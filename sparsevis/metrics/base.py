@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..runtime import single_thread
+
 STUDIES = ("prune", "interpretability", "discovery", "alignment")
 #: How a pruned value is compared with the dense one: "ratio" (pruned / dense, or dense /
 #: pruned when lower is better) only for metrics on a non-negative scale; "difference"
@@ -99,19 +101,23 @@ def check_maps_masks(maps, masks, valid=None):
     return maps, *checked
 
 
-# CPU: kernels run on chunks of about this many pixels, so that each chunk's temporaries stay
-# in cache between the passes (one pass over a whole batch of 224x224 maps streams tens of MB
-# through memory per temporary); on other devices the whole batch goes at once.
+# CPU: kernels run on one thread, on chunks of about this many pixels, so that each chunk's
+# temporaries stay in cache between the passes (one pass over a whole batch of 224x224 maps
+# streams tens of MB through memory per temporary); on other devices the whole batch goes at once.
 CPU_CHUNK_PIXELS = 1 << 18
 
 
 def per_chunk(kernel: Callable, maps: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
-    """``kernel(maps, *others)`` on chunks of images along dim 0 (CPU), concatenated."""
+    """``kernel(maps, *others)`` on chunks of images along dim 0 on one thread (CPU),
+    concatenated; the whole batch at once elsewhere."""
+    if maps.device.type != "cpu":
+        return kernel(maps, *others)
     per_image = max(1, maps[0].numel()) if len(maps) else 1
     k = max(1, CPU_CHUNK_PIXELS // per_image)
-    if maps.device.type != "cpu" or len(maps) <= k:
-        return kernel(maps, *others)
-    return torch.cat([kernel(*parts) for parts in zip(*(t.split(k) for t in (maps, *others)))])
+    with single_thread():
+        if len(maps) <= k:
+            return kernel(maps, *others)
+        return torch.cat([kernel(*parts) for parts in zip(*(t.split(k) for t in (maps, *others)))])
 
 
 def valid_range(maps: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
