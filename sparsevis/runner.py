@@ -11,7 +11,6 @@ a complete run. Checkpoints carry the accuracy of their iteration.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import time
@@ -30,7 +29,7 @@ from sparsevis.fileio import (
     remove_stale_temp_files,
     sha256_file,
 )
-from sparsevis.runtime import seed_everything
+from sparsevis.runtime import seed_everything, torch_threads
 from sparsevis.stats import bootstrap_ci
 from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key
 from sparsevis.train import predict, recalibrate_bn, train
@@ -175,20 +174,9 @@ def _train_series(run: PruneRun, out: Path, device, strict: bool) -> Path:
     log.info("prune %s: device %s, world size %d, %d CPU threads", run.label, device, distributed.world_size(),
              threads or torch.get_num_threads())
     distributed.barrier()
-    with _cpu_threads(threads):
+    with torch_threads(threads):
         _iterations(run, data, out, device, version)
     return out
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int | None):
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, version: str) -> None:

@@ -45,13 +45,14 @@ def cpu_cores() -> int:
 
 
 @contextlib.contextmanager
-def single_thread():
-    """Run torch on one intra-op thread inside the block (restored afterwards). For CPU
-    kernels of many small, cache-sized ops: a second thread adds a barrier to every op, and
-    on a busy machine each barrier waits for a core (10-20x slower measured here, 2 cores
-    shared by several processes; benchmarks/run_all.py)."""
+def torch_threads(n: int | None = 1):
+    """Run torch on ``n`` intra-op threads inside the block (None: as it is), restored after.
+    One thread for CPU kernels of many small, cache-sized ops: a second thread adds a barrier
+    to every op, and on a busy machine each barrier waits for a core (10-20x slower measured
+    here, 2 cores shared by several processes; benchmarks/run_all.py)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if n:
+        torch.set_num_threads(int(n))
     try:
         yield
     finally:

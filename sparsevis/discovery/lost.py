@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F_nn
 
-from ..runtime import single_thread
+from ..runtime import torch_threads
 
 __all__ = [
     "LostResult",
@@ -320,7 +320,7 @@ def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = 
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMENTS // max(1, n) ** 2)
     # CPU: NumPy per image, then small torch ops on one thread (a second adds only barriers)
-    with single_thread() if on_cpu else contextlib.nullcontext():
+    with torch_threads(1) if on_cpu else contextlib.nullcontext():
         if on_cpu:
             degree, seed, score = _scores_per_image(feats, kk)
         else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..runtime import single_thread
+from ..runtime import torch_threads
 
 STUDIES = ("prune", "interpretability", "discovery", "alignment")
 #: How a pruned value is compared with the dense one: "ratio" (pruned / dense, or dense /
@@ -114,7 +114,7 @@ def per_chunk(kernel: Callable, maps: torch.Tensor, *others: torch.Tensor) -> to
         return kernel(maps, *others)
     per_image = max(1, maps[0].numel()) if len(maps) else 1
     k = max(1, CPU_CHUNK_PIXELS // per_image)
-    with single_thread():
+    with torch_threads(1):
         if len(maps) <= k:
             return kernel(maps, *others)
         return torch.cat([kernel(*parts) for parts in zip(*(t.split(k) for t in (maps, *others)))])

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .render import single_thread, to_uint8
+from sparsevis.runtime import torch_threads
+
+from .render import to_uint8
 
 
 def grey(x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +51,7 @@ def distort(base: torch.Tensor, dataset: str, condition: str, rng: np.random.Gen
         noise = rng.uniform(-w, w, (n, H, W // 2 + 1))
         noise[:, 0, 0] = 0.0                                # keep the mean luminance
     out = torch.empty_like(base)
-    with single_thread():
+    with torch_threads(1):
         for s in range(0, n, chunk):
             sl = slice(s, min(n, s + chunk))
             g = grey(base[sl].to(torch.float32) / 255)

@@ -2,28 +2,16 @@
 anti-aliased, in chunks of images on one thread; also the ``edge`` and ``silhouette`` kinds."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from sparsevis.runtime import torch_threads
 
 from ..boxes import masks_to_boxes
 from .sampling import MAX_DISTRACTORS
 from .shapes import object_sdf
 from .textures import texture_field
-
-
-@contextmanager
-def single_thread():
-    """Render on one intra-op thread: the chunks are sized to stay in cache, where threads only
-    add synchronisation (and they fight with a busy machine); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +25,7 @@ def render(p: dict, size: int, chunk: int, kind: str = "scene") -> tuple[torch.T
     images = torch.empty(n, 3, S, S, dtype=torch.uint8)
     masks = torch.empty(n, S, S, dtype=torch.bool)
     boxes = torch.empty(n, 4, dtype=torch.float32)
-    with single_thread():
+    with torch_threads(1):
         for s in range(0, n, chunk):
             sl = slice(s, min(n, s + chunk))
             part = {k: torch.from_numpy(np.ascontiguousarray(v[sl])) for k, v in p.items()}
