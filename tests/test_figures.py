@@ -68,11 +68,14 @@ def test_overlay_pixels_are_the_map_blended_over_the_grey_image():
     np.testing.assert_allclose(px[50, 80], hi, atol=2)   # opaque at the peak
 
 
-def test_overlay_of_a_dark_image_and_a_flat_map():
-    img = np.zeros((4, 4, 3), np.uint8)
-    px = _render(lambda ax: plotting.overlay(ax, img, np.zeros((4, 4))))
-    lo = np.asarray(colormaps["inferno"](0.0)[:3]) * 255
-    np.testing.assert_allclose(px[50, 50], 0.15 * lo, atol=2)
+def test_overlay_half_way_up_the_map_on_a_grey_image():
+    img = np.full((4, 4, 3), 100, np.uint8)
+    amap = np.zeros((4, 4))
+    amap[:, 1:3], amap[:, 3:] = 5.0, 10.0               # 0, half the peak, the peak
+    px = _render(lambda ax: plotting.overlay(ax, img, amap))
+    mid = np.asarray(colormaps["inferno"](0.5)[:3]) * 255
+    alpha = 0.15 + 0.85 * 0.5
+    np.testing.assert_allclose(px[50, 50], alpha * mid + (1 - alpha) * 100, atol=2)
 
 
 def test_heat_scale_uses_the_995th_percentile():
