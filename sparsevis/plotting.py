@@ -243,6 +243,17 @@ def box(ax, b, fill: bool = False, **kw):
     return ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=fill, **kw))
 
 
+def accuracy_rows(rows):
+    """The prune stage's test-accuracy rows of a chapter's results."""
+    return rows[(rows["study"] == "prune") & (rows["metric"] == "accuracy")]
+
+
+def accuracy_label(rows, track: str) -> str:
+    """'test accuracy (<datasets>)' of ``track``: the legend entry of :func:`accuracy_twin`."""
+    acc = accuracy_rows(rows)
+    return f"test accuracy ({', '.join(sorted(acc[acc.track == track].dataset.unique()))})"
+
+
 def accuracy_twin(ax, acc, labelled: bool) -> None:
     """Test accuracy (rows with sparsity, value, ci_low, ci_high) on a right-hand 0..1 axis behind
     ``ax``'s own lines; ``labelled``: tick labels and title on this panel (one per row)."""

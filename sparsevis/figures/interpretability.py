@@ -77,22 +77,13 @@ def methods_note(methods: list[str]) -> str:
         "parameters, e.g. fewer integration steps to fit a CPU budget).")
 
 
-def accuracy_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[(rows["study"] == "prune") & (rows["metric"] == "accuracy")]
-
-
-def accuracy_label(rows: pd.DataFrame, track: str) -> str:
-    acc = accuracy_rows(rows)
-    return f"test accuracy ({', '.join(sorted(acc[acc.track == track].dataset.unique()))})"
-
-
 def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
     """RMA, RRA (and the extensions) against sparsity: one row per metric, one column per model,
     one line per method; test accuracy on a right-hand axis."""
     study = study_rows(rows, methods)
     sub = study[study["track"] == track]
     here = [m for m in methods_in(study) if (sub["method"] == m).any()]
-    acc = accuracy_rows(rows)
+    acc = plotting.accuracy_rows(rows)
     labels = metric_labels()
     models = list(dict.fromkeys(sub["model"]))
     metric_rows = [m for m in labels if m in set(sub["metric"])]
@@ -120,7 +111,7 @@ def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
                 ax.set_ylabel(labels[metric])
     handles = [Line2D([], [], color=color(m), ls="-" if is_paper(m) else "--", marker="o", markersize=3.5,
                       label=method_label(m)) for m in here]
-    handles.append(Line2D([], [], label=accuracy_label(rows, track), **plotting.ACCURACY_STYLE))
+    handles.append(Line2D([], [], label=plotting.accuracy_label(rows, track), **plotting.ACCURACY_STYLE))
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False,
                fontsize=7.5, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(f"Interpretability against sparsity · {track} track · profile {profile}", fontsize=10.5)

@@ -42,17 +42,12 @@ def methods_in(study: pd.DataFrame) -> list[str]:
         set(study["method"]) - {"lost", "tokencut"})
 
 
-def accuracy_label(rows: pd.DataFrame, track: str) -> str:
-    acc = rows[(rows["study"] == "prune") & (rows["metric"] == "accuracy")]
-    return f"test accuracy ({', '.join(sorted(acc[acc.track == track].dataset.unique()))})"
-
-
 def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
     """CorLoc against sparsity: one column per model, one row per dataset, one line per method;
     test accuracy on a right-hand axis."""
     study = study_rows(rows, methods)
     here = methods_in(study)
-    acc = rows[(rows["study"] == "prune") & (rows["metric"] == "accuracy")]
+    acc = plotting.accuracy_rows(rows)
     sub = study[study["track"] == track]
     models = list(dict.fromkeys(sub["model"]))
     datasets = list(dict.fromkeys(sub["dataset"]))
@@ -77,7 +72,7 @@ def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
             if j == 0:
                 ax.set_ylabel(f"CorLoc · {dataset}" if len(datasets) > 1 else "CorLoc")
     handles = [Line2D([], [], color=COLORS.get(m), ls=linestyle(m), marker="o", label=name(m)) for m in here]
-    handles.append(Line2D([], [], label=accuracy_label(rows, track), **plotting.ACCURACY_STYLE))
+    handles.append(Line2D([], [], label=plotting.accuracy_label(rows, track), **plotting.ACCURACY_STYLE))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=7.5)
     fig.suptitle(f"Object discovery against sparsity · {track} track · profile {profile}", fontsize=10.5)
     fig.tight_layout(rect=(0, 0.32 / fig.get_figheight(), 1, 1))
