@@ -181,7 +181,7 @@ def example_order(datasets: Sequence[str], n: int | None = None) -> list[int]:
 # --------------------------------------------------------------------------------------------
 MASK_COLOR = "#00c8e6"   # the object outline: visible on the dark synthetic and the white edge images
 BOX_COLORS = {"gt": "#1b9e77", "lost": "#d95f02", "tokencut": "#1f78b4", "seed": "#e7298a"}
-ACCURACY_STYLE = dict(color="0.45", ls=":", marker="s", lw=1.2, markersize=2.5)
+ACCURACY_STYLE = dict(color="0.45", ls=":", marker="s", markersize=2.5)   # line and legend entry
 
 
 def study_examples(folder: str | os.PathLike) -> tuple[dict, list[dict]]:
@@ -258,7 +258,7 @@ def accuracy_twin(ax, acc, labelled: bool) -> None:
     """Test accuracy (rows with sparsity, value, ci_low, ci_high) on a right-hand 0..1 axis behind
     ``ax``'s own lines; ``labelled``: tick labels and title on this panel (one per row)."""
     twin = ax.twinx()
-    line_with_band(twin, acc["sparsity"], acc["value"], acc["ci_low"], acc["ci_high"], alpha=0.07,
+    line_with_band(twin, acc["sparsity"], acc["value"], acc["ci_low"], acc["ci_high"], alpha=0.07, lw=1.2,
                    **ACCURACY_STYLE)
     twin.set_ylim(0, 1.05)
     twin.grid(False)
