@@ -215,7 +215,7 @@ def image_panel(ax) -> None:
 def heat_scale(amap, percentile: float = 99.5) -> np.ndarray:
     """``amap`` divided by its ``percentile``-th percentile and clipped to 0..1 (IG-SmoothGrad's
     squared norms are too peaked for a plain maximum); all zeros where that percentile is 0."""
-    amap = np.asarray(amap, dtype=float)
+    amap = np.asarray(amap)
     peak = float(np.percentile(amap, percentile)) if amap.size else 0.0
     return np.clip(amap / peak, 0, 1) if peak > 0 else np.zeros_like(amap)
 
