@@ -178,6 +178,103 @@ def example_order(datasets: Sequence[str], n: int | None = None) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------
+# Image panels: maps over images, masks, boxes, the accuracy twin axis
+# --------------------------------------------------------------------------------------------
+MASK_COLOR = "#00c8e6"   # the object outline: visible on the dark synthetic and the white edge images
+BOX_COLORS = {"gt": "#1b9e77", "lost": "#d95f02", "tokencut": "#1f78b4", "seed": "#e7298a"}
+ACCURACY_STYLE = dict(color="0.45", ls=":", marker="s", markersize=2.5)   # line and legend entry
+
+
+def study_examples(folder: str | os.PathLike) -> tuple[dict, list[dict]]:
+    """A study folder's stored examples: ``images.pt`` and every checkpoint's
+    ``iter-NN.examples.pt``, in iteration order."""
+    import torch
+
+    folder = Path(folder)
+    imgs = torch.load(folder / "images.pt", weights_only=False)
+    iters = sorted((torch.load(p, weights_only=False) for p in folder.glob("iter-*.examples.pt")),
+                   key=lambda e: e["iteration"])
+    return imgs, iters
+
+
+def example_image(imgs: dict, k: int) -> np.ndarray:
+    """Stored example ``k`` of :func:`study_examples` as an (H, W, 3) array for ``imshow``."""
+    return imgs["display"][k].permute(1, 2, 0).numpy()
+
+
+def image_panel(ax) -> None:
+    """An image panel: no ticks, no grid, a thin grey frame all round (white images need one)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for sp in ax.spines.values():
+        sp.set_visible(True)
+        sp.set_color("0.75")
+        sp.set_linewidth(0.6)
+
+
+def heat_scale(amap, percentile: float = 99.5) -> np.ndarray:
+    """``amap`` divided by its ``percentile``-th percentile and clipped to 0..1 (IG-SmoothGrad's
+    squared norms are too peaked for a plain maximum); all zeros where that percentile is 0."""
+    amap = np.asarray(amap)
+    peak = float(np.percentile(amap, percentile)) if amap.size else 0.0
+    return np.clip(amap / peak, 0, 1) if peak > 0 else np.zeros_like(amap)
+
+
+def overlay(ax, img, amap, mask=None, mask_color: str = MASK_COLOR, mask_width: float = 0.8) -> None:
+    """A map over a grey copy of an (H, W, 3) 0..255 image: colour (inferno) and opacity
+    (0.15..1) grow with the map scaled by :func:`heat_scale`; ``mask`` outlined when given."""
+    ax.imshow(np.asarray(img).mean(axis=2), cmap="gray", vmin=0, vmax=255)
+    m = heat_scale(amap)
+    ax.imshow(m, cmap="inferno", vmin=0, vmax=1, alpha=np.clip(0.15 + 0.85 * m, 0, 1))
+    if mask is not None:
+        outline(ax, mask, mask_color, mask_width)
+
+
+def outline(ax, mask, color: str = MASK_COLOR, width: float = 0.8) -> None:
+    """The outline of a boolean (H, W) mask."""
+    ax.contour(mask, levels=[0.5], colors=color, linewidths=width)
+
+
+def box(ax, b, fill: bool = False, **kw):
+    """Rectangle ``b`` = (x1, y1, x2, y2) in data (pixel) coordinates; unfilled unless ``fill``."""
+    from matplotlib.patches import Rectangle
+
+    x1, y1, x2, y2 = (float(v) for v in b)
+    return ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=fill, **kw))
+
+
+def accuracy_rows(rows):
+    """The prune stage's test-accuracy rows of a chapter's results."""
+    return rows[(rows["study"] == "prune") & (rows["metric"] == "accuracy")]
+
+
+def accuracy_label(rows, track: str) -> str:
+    """'test accuracy (<datasets>)' of ``track``: the legend entry of :func:`accuracy_twin`."""
+    acc = accuracy_rows(rows)
+    return f"test accuracy ({', '.join(sorted(acc[acc.track == track].dataset.unique()))})"
+
+
+def accuracy_twin(ax, acc, labelled: bool) -> None:
+    """Test accuracy (rows with sparsity, value, ci_low, ci_high) on a right-hand 0..1 axis behind
+    ``ax``'s own lines; ``labelled``: tick labels and title on this panel (one per row)."""
+    twin = ax.twinx()
+    line_with_band(twin, acc["sparsity"], acc["value"], acc["ci_low"], acc["ci_high"], alpha=0.07, lw=1.2,
+                   **ACCURACY_STYLE)
+    twin.set_ylim(0, 1.05)
+    twin.grid(False)
+    twin.spines["right"].set_visible(labelled)
+    twin.tick_params(axis="y", colors="0.4", labelsize=7)
+    if labelled:
+        twin.set_ylabel("accuracy", color="0.4", fontsize=8)
+    else:
+        twin.set_yticklabels([])
+        twin.tick_params(axis="y", length=0)
+    ax.set_zorder(twin.get_zorder() + 1)
+    ax.patch.set_visible(False)
+
+
+# --------------------------------------------------------------------------------------------
 # Saving, captions and provenance
 # --------------------------------------------------------------------------------------------
 def figures_dir(out_dir: str | os.PathLike | None = None) -> Path:

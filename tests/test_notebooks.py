@@ -7,6 +7,7 @@ or ``../shared/data``) the notebooks run on the synthetic track only.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import time
@@ -20,8 +21,8 @@ from tests.conftest import DATA, ROOT
 STUDY_NOTEBOOKS = ("interpretability", "object_discovery", "human_alignment")
 PARAMETERS = {"profile", "track", "archs", "methods", "device", "seed", "result_dirs", "checkpoints"}
 EXPLORER_PARAMETERS = {"profile", "run", "method", "n_images", "device", "result_dirs"}
-
-
+ALL_NOTEBOOKS = ("pruning", "interpretability", "object_discovery", "human_alignment", "sweet_spots", "explorer")
+GLUE_LINES = 4   # the longest function a notebook may hold: its figures live in sparsevis.figures
 
 
 def _outputs(nb: dict, mime: str) -> list:
@@ -39,6 +40,21 @@ def test_notebook_is_committed_clean(name):
     assert "google.colab" in "".join(code[0]["source"])
     declared = set(pm.inspect_notebook(str(ROOT / "notebooks" / f"{name}.ipynb")))
     assert declared == (EXPLORER_PARAMETERS if name == "explorer" else PARAMETERS)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(reason="thinned on its own branch (issue 12)", strict=False))
+    if n == "human_alignment" else n for n in ALL_NOTEBOOKS])
+def test_notebook_holds_no_long_function(name):
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    long = []
+    for k, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > GLUE_LINES:
+                    long.append(f"code cell {k}: {getattr(node, 'name', 'lambda')} ({n} lines)")
+    assert not long, f"notebooks/{name}.ipynb: move these into sparsevis.figures: {long}"
 
 
 @pytest.mark.slow

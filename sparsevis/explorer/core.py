@@ -1,155 +1,40 @@
-"""The live explorer: prune a model to any sparsity and watch its prediction, attribution map and
-LOST box change.
-
-A series is either one of the profile's prune runs or a pretrained torchvision model
-(:data:`PRETRAINED`: ResNet-18/50, ViT-B/32, Swin-V2-T, MobileNetV2 with their ImageNet weights)
-on the model-vs-human edge stimuli (real images; the silhouette of the same name is the object
-mask). Moving to sparsity ``s`` takes the series' nearest checkpoint at or below ``s`` (a
-pretrained model has one: its dense weights), loads it (:func:`sparsevis.prune.load`) and, when
-``s`` is above the checkpoint's own sparsity, prunes it further with
-:func:`sparsevis.prune.global_magnitude` to exactly ``s`` over the checkpoint's prunable set
-(cumulative: the checkpoint's pruned weights stay pruned). There is **no retraining** (and no
-BatchNorm recalibration) between checkpoints: only a run's checkpoints themselves were retrained
-(synthetic track: learning-rate rewinding) or recalibrated. A pretrained model is pruned one-shot
-from its dense weights, so nothing trains before the first update.
-
-Pretrained weights come from torch's checkpoint cache (``torch.hub.get_dir()/checkpoints/<file>``,
-the file named as torchvision names it) or are downloaded when the machine is online; offline and
-missing, :func:`pretrained_weights` says which file to put where (:attr:`Weights.note`).
-
-The logic needs no browser::
-
-    ex = Explorer("tiny", "torchvision/mobilenet_v2")          # or a run: "synthetic-sv_resnet_s-imp-s0"
-    out = ex.update(0.6, image_index=0, method="gradcam")
-    out["prediction"], out["map"].shape, out["box"], out["sparsity"], out["seconds"]
-    fig = ex.figure(out)                         # matplotlib: image, map, LOST box
-
-and :func:`widget` (or :meth:`Explorer.widget`) wraps it in ipywidgets (model picker, sparsity
-slider, image index, attribution method, the update's time). Each frame is a PNG set as the value
-of an ``ipywidgets.Image``: widget state, not output messages, so nothing is written into an
-``Output`` widget while a cell runs (under papermill, nbclient mirrors Output-widget output back
-to the kernel on the shell channel from its iopub handler, and a reply arriving around that send
-can leave the cell waiting for ever: jupyter/nbclient#312). It runs in Jupyter and Colab alike.
-"""
+"""The :class:`Explorer`: one series re-pruned live, and :func:`widget`, the ipywidgets explorer
+over it (the package docstring tells how)."""
 from __future__ import annotations
 
 import contextlib
 import copy
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sparsevis import attribution, models, prune, runner, tracks
-from sparsevis.config import PruneRun, get_profile
-from sparsevis.data import mvh
+from sparsevis.config import PruneRun
 from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
-from sparsevis.importer import imported_run
-from sparsevis.plotting import _frame_png, format_sparsity
+from sparsevis.explorer import ui
+from sparsevis.explorer.checkpoints import CheckpointInfo, checkpoint_info
+from sparsevis.explorer.series import PRETRAINED, find_run, pretrained_weights
+from sparsevis.figures import explorer as figs
+from sparsevis.plotting import format_sparsity
 from sparsevis.runtime import resolve_device
 from sparsevis.store import checkpoints
 from sparsevis.studies import study_params
 from sparsevis.studies.discovery import patch_features
-from sparsevis.weights import Weights, pretrained
 
-NO_RETRAINING = ("Between checkpoints the model is pruned further by global magnitude from the "
-                 "nearest checkpoint at or below the chosen sparsity, with no retraining (and no "
-                 "BatchNorm recalibration): only the checkpoints themselves were retrained.")
-ONE_SHOT = ("A pretrained model is pruned one-shot by global magnitude from its dense ImageNet "
-            "weights, with no retraining (and no BatchNorm recalibration).")
 DEFAULT_METHOD = "gradcam"
-MAX_SPARSITY = 0.99
-# Pretrained series: model name -> torchvision weights name (the ImageNet weights the real and
-# paper tracks start from)
-PRETRAINED = {
-    "torchvision/mobilenet_v2": "IMAGENET1K_V1",
-    "torchvision/resnet18": "IMAGENET1K_V1",
-    "torchvision/resnet50": "IMAGENET1K_V1",
-    "torchvision/vit_b_32": "IMAGENET1K_V1",
-    "torchvision/swin_v2_t": "IMAGENET1K_V1",
-}
-DEFAULT_MODEL = "torchvision/mobilenet_v2"    # its weights: python -m sparsevis fetch-weights
 PREVIEW_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)  # preview sparsities of a series with one checkpoint
 
 
-def pretrained_weights(name: str) -> Weights:
-    """The :class:`sparsevis.weights.Weights` of a pretrained explorer model (a key of :data:`PRETRAINED`)."""
-    if name not in PRETRAINED:
-        raise ValueError(f"model={name!r} is not a pretrained explorer model; expected one of "
-                         f"{', '.join(PRETRAINED)}")
-    return pretrained(name, PRETRAINED[name])
-
-
-def default_series(profile: str) -> str:
-    """What the explorer shows first: :data:`DEFAULT_MODEL` (pretrained, nothing to train) when
-    its weights and the model-vs-human edge stimuli are at hand, else the profile's first run."""
-
-    have_stimuli = all((mvh.mvh_root() / "datasets" / d).is_dir() for d in ("edge", "silhouette"))
-    if have_stimuli and pretrained_weights(DEFAULT_MODEL).available:
-        return DEFAULT_MODEL
-    return find_run(profile).label
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """One checkpoint of a prune run: file, iteration, realised sparsity, prunable set."""
-
-    path: Path
-    iteration: int
-    sparsity: float
-    preset: str
-    n_prunable: int | None
-
-
-def find_run(profile: str, run: str | PruneRun | None = None) -> PruneRun:
-    """The run of ``profile`` named ``run``: a :class:`PruneRun`, its label
-    (``synthetic-sv_resnet_s-imp-s0``), an architecture (``sv_resnet_s``, ``timm/sv_resnet_s``;
-    the first run of that architecture), or an imported series (its label or folder). None: the
-    profile's first run."""
-    runs = get_profile(profile).runs
-    if isinstance(run, PruneRun):
-        return run
-    if run is None:
-        return runs[0]
-    for r in runs:
-        if run == r.label:
-            return r
-    for r in runs:
-        if run in (r.arch, r.arch.split("/")[-1]):
-            return r
-    try:   # an imported checkpoint series, by label or folder
-        return imported_run(run)
-    except FileNotFoundError:
-        raise ValueError(f"run={run!r} is not a run of profile {profile!r} nor an imported series; expected "
-                         f"a label ({', '.join(r.label for r in runs)}), an architecture or an imported "
-                         "series' label") from None
-
-
-def _checkpoint_info(path: Path, default_preset: str) -> CheckpointInfo:
-    meta = prune.read(path)["meta"]   # verified: an edited sidecar or file is an error, not a label
-    return CheckpointInfo(Path(path), int(meta["iteration"]), float(meta.get("sparsity") or 0.0),
-                          meta.get("preset") or default_preset, meta.get("n_prunable"))
-
-
-def _base(out: dict) -> str:
-    """What an update was pruned from: the dense pretrained weights or a run's checkpoint."""
-
-    if out["pretrained"]:
-        return "dense pretrained weights"
-    ck = out["checkpoint"]
-    return f"checkpoint {ck['iteration']} ({format_sparsity(ck['sparsity'])})"
-
-
 class Explorer:
-    """Re-prune one series live (see the module docstring).
+    """Re-prune one series live (see the package docstring).
 
     profile: the profile whose runs, images and attribution parameters are used. run: a
     pretrained model (a key of :data:`PRETRAINED`, e.g. ``"torchvision/resnet50"``: its dense
     ImageNet weights, pruned one-shot, on the edge stimuli) or a prune run of the profile
-    (:func:`find_run`; None: its first run). device: where the model runs ("auto": a GPU when
+    (:func:`~sparsevis.explorer.series.find_run`; None: its first run). device: where the model runs ("auto": a GPU when
     there is one). n_images: evaluation images to choose from (drawn as the studies draw theirs;
     on the synthetic and real tracks the first ``n_images`` of the studies' images, on the paper
     track a fixed seeded VOC subset of that size). prune_dir: the run's directory in the run
@@ -183,7 +68,7 @@ class Explorer:
             self.label = self.run.label
             self.prune_dir = (Path(prune_dir) if prune_dir is not None
                               else runner.ensure_series(self.run, profile, str(self.device)))
-            self.checkpoints = [_checkpoint_info(p, self.run.preset) for p in checkpoints(self.prune_dir)]
+            self.checkpoints = [checkpoint_info(p, self.run.preset) for p in checkpoints(self.prune_dir)]
             if not self.checkpoints:
                 raise FileNotFoundError(f"{self.prune_dir}: no checkpoints (iter-NN.pt); run the prune stage first")
             self.run_id = self.prune_dir.name.rsplit("-", 1)[-1]
@@ -368,7 +253,7 @@ class Explorer:
     def describe(self, out: dict) -> str:
         """One line of text for an update: sparsity, checkpoint, prediction, timing."""
 
-        how = (_base(out) + (f" + {format_sparsity(out['extra_pruned'])} pruned now, no retraining"
+        how = (figs.origin(out) + (f" + {format_sparsity(out['extra_pruned'])} pruned now, no retraining"
                              if out["extra_pruned"] > 0 else ""))
         mark = ("" if out["correct"] is None else
                 ", correct" if out["correct"] else f", wrong, true: {out['label']}")
@@ -378,56 +263,7 @@ class Explorer:
 
     def figure(self, out: dict, width: float = 7.5):
         """A matplotlib figure of one update: image with ground truth, attribution map, LOST box."""
-        import matplotlib.pyplot as plt
-        from matplotlib.patches import Rectangle
-
-
-        img, amap = out["image"], out["map"]
-        fig, axes = plt.subplots(1, 3, figsize=(width, width / 3 + 0.9))
-        for ax in axes:
-            ax.imshow(img)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-        axes[0].contour(out["mask"], levels=[0.5], colors="white", linewidths=1.0)
-        for b in out["gt_boxes"]:
-            axes[0].add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
-                                        ec="#1b9e77", lw=1.6, ls="--"))
-        axes[0].set_title("image" if out["label"] is None else f"image · true: {out['label']}", fontsize=9)
-        peak = float(np.percentile(amap, 99.5)) if amap.size else 0.0     # as the study's figures
-        m = np.clip(amap / peak, 0, 1) if peak > 0 else np.zeros_like(amap)
-        axes[1].imshow(img.mean(axis=2), cmap="gray", vmin=0, vmax=255)
-        axes[1].imshow(m, cmap="inferno", vmin=0, vmax=1, alpha=np.clip(0.15 + 0.85 * m, 0, 1))
-        axes[1].contour(out["mask"], levels=[0.5], colors="white", linewidths=0.8)
-        kind = "paper" if out["paper"] else "extension"
-        axes[1].set_title(f"{out.get('method_label', out['method'])} ({kind})", fontsize=9)
-        sm = out["score_map"]
-        h, w = img.shape[:2]
-        gh, gw = sm.shape
-        s = out["stride"]
-        lim = float(np.abs(sm).max()) or 1.0
-        axes[2].imshow(img.mean(axis=2), cmap="gray", vmin=0, vmax=255)
-        axes[2].imshow(sm, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.6, interpolation="nearest",
-                       extent=(0, gw * s, gh * s, 0))
-        axes[2].set_xlim(0, w)
-        axes[2].set_ylim(h, 0)
-        for b in out["gt_boxes"]:
-            axes[2].add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
-                                        ec="#1b9e77", lw=1.4, ls="--"))
-        b = out["box"]
-        axes[2].add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="#d95f02", lw=2.2))
-        sb = out["seed_box"]
-        axes[2].add_patch(Rectangle((sb[0], sb[1]), sb[2] - sb[0], sb[3] - sb[1], fc="#e7298a",
-                                    ec="white", lw=0.8, alpha=0.9))
-        axes[2].set_title("LOST: box (orange), seed (pink)", fontsize=9)
-        how = _base(out) + (", pruned further without retraining" if out["extra_pruned"] > 0 else "")
-        fig.suptitle(f"{out['run']} · {out['track']} track · profile {out['profile']}\n"
-                     f"sparsity {format_sparsity(out['sparsity'])} ({how}) · prediction: "
-                     f"{out['prediction']} ({out['probability']:.2f}"
-                     + ("" if out["correct"] is None else ", correct" if out["correct"] else ", wrong") + ")",
-                     fontsize=9)
-        fig.tight_layout()
-        return fig
+        return figs.update_figure(out, width)
 
     def widget(self, runs=None, pretrained=tuple(PRETRAINED)):
         """The interactive explorer starting from this series (see :func:`widget`)."""
@@ -444,89 +280,8 @@ def widget(profile: str = "demo", runs=None, pretrained=tuple(PRETRAINED), devic
     and how to get it) and the profile's ``runs`` (labels or architectures; None = all).
     Choosing a run builds its :class:`Explorer`, running the prune stage if the run store lacks
     it (minutes the first time); a pretrained model trains nothing. Sliders update on release;
-    each frame is a PNG set on an ``ipywidgets.Image`` (state, not output: see the module
+    each frame is a PNG set on an ``ipywidgets.Image`` (state, not output: see the package
     docstring), drawn once when the widget is built. Returns the widget (display it).
     """
-    import ipywidgets as W
-
-
-    bad = [m for m in pretrained if m not in PRETRAINED]
-    if bad:
-        raise ValueError(f"pretrained={bad!r}: expected names from {', '.join(PRETRAINED)}")
-    weights = {m: pretrained_weights(m) for m in pretrained}
-    labels = [find_run(profile, r).label for r in (runs or [r.label for r in get_profile(profile).runs])]
-    options = [(m + (" (pretrained)" if w.available else " (unavailable)"), m) for m, w in weights.items()]
-    options += [(f"{lab} (prune run)", lab) for lab in labels]
-    explorers: dict[str, Explorer] = {}
-    if start is not None:
-        explorers[start.label] = start
-        if start.label not in [v for _, v in options]:
-            options.insert(0, (start.label, start.label))
-        first = start.label
-    else:
-        first = next((m for m, w in weights.items() if w.available), labels[0])
-
-    def get(name: str) -> Explorer:
-        if name not in explorers:
-            explorers[name] = Explorer(profile, name, device=device, n_images=n_images)
-        return explorers[name]
-
-    model_dd = W.Dropdown(options=options, value=first, description="model",
-                          layout=W.Layout(width="30em"))
-    sparsity = W.FloatSlider(value=0.0, min=0.0, max=MAX_SPARSITY, step=0.005, description="sparsity",
-                             continuous_update=False, readout_format=".1%", layout=W.Layout(width="36em"))
-    image = W.IntSlider(value=0, min=0, max=max(n_images - 1, 0), description="image",
-                        continuous_update=False)
-    method_dd = W.Dropdown(description="method", layout=W.Layout(width="20em"))
-    info = W.HTML()
-    missing = "".join(f"<br>{w.note}" for w in weights.values() if not w.available)
-    note = W.HTML(f"<small><b>No retraining:</b> {NO_RETRAINING} {ONE_SHOT}{missing}</small>")
-    frame = W.Image(format="png", layout=W.Layout(width="100%", max_width="60em"))
-    busy = {"on": False}
-
-    def error(e: Exception) -> None:   # shown in the widget instead of lost in a log
-        info.value = f"<span style='color:#b00'>{type(e).__name__}: {e}</span>"
-
-    def methods_of(ex: Explorer):
-        return [(f"{ex.method_label(m)}{'' if attribution.METHODS[m].paper else ' (extension)'}", m)
-                for m in ex.methods]
-
-    def redraw(*_):
-        if busy["on"]:
-            return
-        try:
-            ex = get(model_dd.value)
-            res = ex.update(sparsity.value, int(image.value), method_dd.value)
-        except Exception as e:
-            error(e)
-            return
-        frame.value = _frame_png(ex.figure(res))   # PNG bytes; closes the figure
-        ck = ("dense pretrained weights (pruned one-shot, live)" if ex.weights is not None else
-              "checkpoints (iteration: sparsity): "
-              + ", ".join(f"{c.iteration}: {format_sparsity(c.sparsity)}" for c in ex.checkpoints))
-        info.value = f"<small>{ex.describe(res)}<br>{ck}</small>"
-
-    def on_model(change=None):
-        info.value = f"<small>loading {model_dd.value} ...</small>"
-        try:
-            ex = get(model_dd.value)
-        except Exception as e:
-            error(e)
-            return
-        busy["on"] = True
-        try:
-            opts = methods_of(ex)
-            method_dd.options = opts
-            names = [v for _, v in opts]
-            method_dd.value = method if method in names else names[0]
-            image.max = len(ex) - 1
-            image.value = min(image.value, len(ex) - 1)
-        finally:
-            busy["on"] = False
-        redraw()
-
-    model_dd.observe(on_model, names="value")
-    for w in (sparsity, image, method_dd):
-        w.observe(redraw, names="value")
-    on_model()
-    return W.VBox([W.HBox([model_dd, method_dd]), W.HBox([sparsity, image]), note, info, frame])
+    return ui.build(profile, lambda name: Explorer(profile, name, device=device, n_images=n_images),
+                    runs=runs, pretrained=pretrained, n_images=n_images, start=start, method=method)
