@@ -42,9 +42,7 @@ def test_notebook_is_committed_clean(name):
     assert declared == (EXPLORER_PARAMETERS if name == "explorer" else PARAMETERS)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason="thinned on its own branch (issue 12)", strict=False))
-    if n == "human_alignment" else n for n in ALL_NOTEBOOKS])
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_notebook_holds_no_long_function(name):
     nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
     long = []

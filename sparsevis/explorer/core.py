@@ -2,7 +2,6 @@
 over it (the package docstring tells how)."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections import OrderedDict
@@ -19,7 +18,7 @@ from sparsevis.explorer.checkpoints import CheckpointInfo, checkpoint_info
 from sparsevis.explorer.series import PRETRAINED, find_run, pretrained_weights
 from sparsevis.figures import explorer as figs
 from sparsevis.plotting import format_sparsity
-from sparsevis.runtime import resolve_device
+from sparsevis.runtime import resolve_device, torch_threads
 from sparsevis.store import checkpoints
 from sparsevis.studies import study_params
 from sparsevis.studies.discovery import patch_features
@@ -160,18 +159,6 @@ class Explorer:
         kw = self.method_params.get(method, {})
         return method + ("[" + ",".join(f"{k}={v}" for k, v in sorted(kw.items())) + "]" if kw else "")
 
-    @contextlib.contextmanager
-    def _threads(self):
-        if self.threads is None or self.device.type != "cpu":
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(int(self.threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
     # ---------------------------------------------------------------- one update
     def update(self, sparsity: float, image_index: int = 0, method: str = DEFAULT_METHOD) -> dict:
         """Prune to ``sparsity`` and recompute prediction, attribution map and LOST box of one image.
@@ -187,7 +174,7 @@ class Explorer:
         device, method, method_label (with its parameters when not the defaults), paper (the
         method is one of the paper's), seconds (timings).
         """
-        with self._threads():
+        with torch_threads(self.threads if self.device.type == "cpu" else None):
             return self._update(sparsity, image_index, method)
 
     def _update(self, sparsity, image_index, method) -> dict:
