@@ -381,3 +381,21 @@ def test_explorer_preview_columns_and_labels():
     assert "The explorer at 6 sparsities · synthetic-a · synthetic track · profile tiny" == fig._suptitle.get_text()
     assert [fx.frame_label(o) for o in (_update(0.0, pretrained=True), _update(0.5), _update(0.7, extra=0.2))] == [
         "0 % · dense", "50 % · checkpoint", "70 % · no retraining"]
+
+
+def test_versus_table_counts_series_beating_their_control_on_paper_metrics():
+    series = dict(track="synthetic", arch="timm/sv_resnet_s", prune_method="imp", prunable_set="all",
+                  study="alignment", dataset="clean", method="model")
+    versus = pd.DataFrame([
+        {**series, "metric": "accuracy", "control_method": "random", "sparsity": 0.4, "better": True},
+        {**series, "metric": "accuracy", "control_method": "random", "sparsity": 0.64, "better": False},
+        {**series, "metric": "shape_bias", "control_method": "random", "sparsity": 0.4, "better": False},
+        {**series, "metric": "ext", "control_method": "random", "sparsity": 0.4, "better": True},
+    ])
+    verdicts = pd.DataFrame([{**series, "metric": m, "extension": m == "ext"} for m in ("accuracy", "shape_bias", "ext")])
+    table = fs.versus_table(versus, verdicts)
+    assert table.to_dict("records") == [{
+        "track": "synthetic", "model": "sv_resnet_s · imp vs random", "study": "human alignment",
+        "series better than random": "1 of 2", "at": plotting.format_sparsity(0.4),
+        "matched checkpoints better": "1 of 3"}]
+    assert fs.versus_table(versus.iloc[:0], verdicts).empty

@@ -1,7 +1,8 @@
 """The sweet-spots chapter's figures and tables: the effect of pruning checkpoint by checkpoint,
 the verdict per model and study, and the largest sweet spots.
 
-Its data are the tables of :func:`sparsevis.chapters.sweet_spots` (effects, verdicts, controls),
+Its data are the tables of :func:`sparsevis.chapters.sweet_spots` (effects, verdicts, controls,
+versus_control),
 made by :mod:`sparsevis.analysis`; nothing is computed here but their display."""
 from __future__ import annotations
 
@@ -107,6 +108,26 @@ def verdict_table(verdicts: pd.DataFrame, controls: pd.DataFrame) -> pd.DataFram
                      "also with random pruning": (f"{len(both)} of {len(sweet)}" if len(sweet) and len(controls)
                                                   else "—"),
                      "extensions: sweet spots": f"{int(ext['sweet_spot'].astype(bool).sum())} of {len(ext)}"})
+    return pd.DataFrame(rows)
+
+
+def versus_table(versus: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per track, model and study: how many magnitude-pruned series on the paper's metrics beat
+    their random-pruning control at some matched sparsity in the direct paired test, and where."""
+    if versus.empty or verdicts.empty:
+        return pd.DataFrame()
+    v = versus.merge(verdicts[SERIES + ["extension"]], on=SERIES, how="left")
+    v = v[~v["extension"].fillna(False).astype(bool)]
+    rows = []
+    for (track, arch, method, control, study), g in v.groupby(
+            ["track", "arch", "prune_method", "control_method", "study"], sort=False):
+        per_series = g.groupby(["dataset", "method", "metric"])["better"].apply(lambda b: b.astype(bool).any())
+        better = g[g["better"].astype(bool)]
+        rows.append({"track": track, "model": f"{arch.split('/')[-1]} · {method} vs {control}",
+                     "study": STUDY_NAMES.get(study, study),
+                     "series better than random": f"{int(per_series.sum())} of {len(per_series)}",
+                     "at": ", ".join(sorted({plotting.format_sparsity(s) for s in better["sparsity"]})) or "—",
+                     "matched checkpoints better": f"{len(better)} of {len(g)}"})
     return pd.DataFrame(rows)
 
 
