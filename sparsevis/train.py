@@ -41,6 +41,7 @@ from sparsevis.fileio import atomic_torch_save
 # Recipe options read from the training config with these defaults (each one off):
 OPTIONAL_DEFAULTS = {
     "precision": None,        # "auto" | "bf16" | "fp16" | "fp32"; None: from `amp`
+    "norm_weight_decay": 0.0, # weight decay of norms, biases (1-d parameters) and timm's pos_embed/cls_token
     "warmup_decay": None,     # warm-up from lr * warmup_decay linearly to lr; None: from lr / warm-up steps
     "lr_min": 0.0,            # the cosine schedule's floor
     "clip_grad_norm": None,   # clip the global gradient norm to this
@@ -137,7 +138,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         if p.requires_grad:
             (no_decay if p.ndim <= 1 or name.endswith(("pos_embed", "cls_token")) else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+              {"params": no_decay, "weight_decay": option(cfg, "norm_weight_decay")}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
