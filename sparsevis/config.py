@@ -172,8 +172,10 @@ def _budget(arch: str) -> PruneRun:
 
 
 # The protocol's study sizes on the paper track: ~100 VOC2012 images for interpretability, the
-# whole of VOC07/VOC12 trainval and COCO20k for LOST, every model-vs-human image.
-_PAPER_STUDIES = {"paper": {"discovery": {"n_images": None}, "alignment": {"n_images": None}}}
+# whole of VOC07/VOC12 trainval and COCO20k for LOST, every model-vs-human image; LOST on ResNet
+# features with a dilated last stage (stride 16), as LOST's paper does.
+_PAPER_STUDIES = {"paper": {"discovery": {"n_images": None, "dilate_last_stage": True},
+                            "alignment": {"n_images": None}}}
 
 
 _DEMO_SYNTHETIC = tuple(_synthetic(a, SynthData(), rate=0.4, iterations=6)

@@ -58,6 +58,10 @@ def option(cfg, name: str):
     return getattr(cfg, name, OPTIONAL_DEFAULTS[name])
 
 
+# Accuracy evaluation: fp32 without TF32 (a prediction near a tie must not depend on the device)
+EVAL_PRECISION = "fp32"
+
+
 class DivergenceError(RuntimeError):
     """A training loss that is not finite."""
 
@@ -354,11 +358,11 @@ def _drain(window: list, total: float, n: int, epoch: int, epochs: int, steps: i
 
 def predict(model: nn.Module, data, device: torch.device, batch_size: int = 256) -> torch.Tensor:
     """Float32 logits for every sample of ``data`` in order (no augmentation), through the one
-    inference path (:func:`sparsevis.features.extract`, without autocast); the model is left
-    in eval mode."""
+    inference path (:func:`sparsevis.features.extract`, in :data:`EVAL_PRECISION`); the model
+    is left in eval mode."""
 
     batches = (x for x, _ in data.epoch(0, batch_size, 0, shuffle=False))
-    out = extract(model, batches, device=device, precision="fp32", progress=False)
+    out = extract(model, batches, device=device, precision=EVAL_PRECISION, progress=False)
     model.eval()
     return out
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsevis import attribution, config, metrics, models, runner, studies, tracks
+from sparsevis import attribution, config, metrics, models, results, runner, studies, tracks
 from sparsevis.config import PruneRun, TrainConfig, get_profile
 from sparsevis.data import coco, voc
 from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
@@ -153,6 +153,8 @@ def test_discovery_rows_per_dataset_and_resume(data, series):
     per = rows.groupby(["iteration", "dataset", "method"]).size()
     assert (per == 1).all() and len(per) == 2 * 3 * 3
     assert (rows["n"] == rows["dataset"].map(sizes)).all()
+    # every row names the feature stride and the precision it was computed in
+    assert (rows["backbone_stride"] == 8).all() and (rows["precision"] == "fp32").all()
     # the whole-image box finds the image-covering VOC object (and nothing more in COCO's fixture)
     full = rows[rows["method"] == "full-image (baseline)"].set_index(["iteration", "dataset"])["value"]
     assert full[(0, "voc07-trainval")] > 0
@@ -176,6 +178,29 @@ def test_discovery_rows_per_dataset_and_resume(data, series):
     assert studies.run_study("discovery", RUN, "paper", device="cpu") == out
     assert (out / "iter-00.csv").stat().st_mtime_ns == kept
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), rows)
+
+
+def test_dilated_resnet50_discovery_and_the_published_comparison(data, monkeypatch):
+    """The paper profile's option: LOST on a ResNet-50 with its last stage dilated (stride 16),
+    as LOST's paper does; its dense row sits next to LOST's published numbers."""
+    run = PruneRun("paper", "torchvision/resnet50", "imp", rate=0.5, iterations=1, train=UNTRAINED,
+                   retrain=UNTRAINED)
+    assert get_profile("paper-budget").studies["paper"]["discovery"]["dilate_last_stage"] is True
+    monkeypatch.setitem(config.PROFILES, "paper", replace(
+        get_profile("paper"), runs=(run,), studies={"paper": {"discovery": {"dilate_last_stage": True}}}))
+    runner.run_prune(run, device="cpu")
+    out = studies.run_study("discovery", run, "paper", device="cpu")
+    rows = results.read(out / "results.csv")
+    assert (rows["backbone_stride"] == 16).all() and (rows["precision"] == "fp32").all()
+    assert torch.load(out / "iter-00.examples.pt", weights_only=False)["stride"] == 16
+    prune_rows = results.read(run_dir(run) / "results.csv")
+    assert (prune_rows["precision"] == "fp32").all()
+    table = discovery_study.published_comparison(pd.concat([rows, prune_rows]))
+    assert sorted(table["dataset"]) == sorted(paper_track.DISCOVERY_DATASETS)
+    assert dict(zip(table["dataset"], table["published"])) == {"voc07-trainval": 33.5, "voc12-trainval": 39.1,
+                                                               "coco20k": 25.5}
+    dense = rows[(rows["iteration"] == 0) & (rows["method"] == "lost")].set_index("dataset")["value"]
+    assert dict(zip(table["dataset"], table["measured"])) == pytest.approx((100 * dense).to_dict())
 
 
 def test_bucketed_streamed_lost_equals_per_image_lost(data):
