@@ -270,3 +270,20 @@ def test_recipe_weight_decay_of_norms_follows_torchvision():
     assert recipes.get("vit_b_32").train_config(epochs=5).recipe == "vit_b_32"
     with pytest.raises(ValueError, match="recipe='adam'"):
         recipes.RecipeConfig(epochs=1, lr=0.1, recipe="adam")
+
+
+def test_momentum_and_label_smoothing_through_train_hand_computed():
+    """Two SGD steps (momentum 0.5, label smoothing 0.2, lr 1) of a zero-initialised linear
+    model on x = [1, 0], label 0: the smoothed target is (0.9, 0.1)."""
+    model = nn.Linear(2, 2, bias=False)
+    nn.init.zeros_(model.weight)
+    data = Batches([torch.tensor([[1.0, 0.0]])] * 2, [torch.tensor([0])] * 2)
+    cfg = TrainConfig(epochs=1, lr=1.0, batch_size=1, momentum=0.5, weight_decay=0.0, label_smoothing=0.2,
+                      schedule="step", step_size=10, amp=False)
+    T.train(model, data, cfg, seed=0, device=CPU)
+    g1 = 0.5 - 0.9                                     # dL/dlogit_0 at logits (0, 0)
+    w = -g1                                            # step 1: the momentum buffer is the gradient
+    p0 = 1 / (1 + math.exp(-2 * w))                    # softmax(w, -w)[0]
+    g2 = p0 - 0.9
+    w -= 0.5 * g1 + g2                                 # step 2: buffer = 0.5 * g1 + g2
+    torch.testing.assert_close(model.weight, torch.tensor([[w, 0.0], [-w, 0.0]]))
