@@ -58,13 +58,16 @@ from sparsevis.runtime import cpu_cores, resolve_device
 SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
 log = logging.getLogger("sparsevis")
 
-__all__ = ["SURFACE_OUTPUTS", "extract", "iterate", "make_loader", "is_cnn", "default_workers",
+__all__ = ["SURFACE_OUTPUTS", "extract", "iterate", "make_loader", "is_cnn", "default_workers", "loader_workers",
            "fold_batchnorm"]
 
 
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
+MAX_WORKERS = 8
+
+
 def default_workers(device: torch.device | str | None = "auto") -> int:
     """DataLoader workers per process: 0 on the CPU (decoding competes with the model for the
     same cores), else up to 8, shared among the processes of a node under torchrun."""
@@ -75,7 +78,13 @@ def default_workers(device: torch.device | str | None = "auto") -> int:
     if env:
         return int(env)
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(8, cpu_cores() // max(1, per_node) - 1))
+    return loader_workers(cpu_cores() // max(1, per_node))
+
+
+def loader_workers(cores: int) -> int:
+    """DataLoader workers of a GPU process that has ``cores`` CPU cores: one core is left to the
+    process itself, and at most :data:`MAX_WORKERS` (more rarely pay for their memory)."""
+    return max(1, min(MAX_WORKERS, cores - 1))
 
 
 class _TensorBatches(torch.utils.data.Dataset):

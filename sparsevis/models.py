@@ -330,6 +330,15 @@ def _measured_stride(model: nn.Module, last_stage: nn.Module, size: int = 64) ->
     return model.sparsevis_stride
 
 
+def dilatable(model: nn.Module) -> bool:
+    """Whether :func:`dilate_last_stage` applies: a CNN whose last stage still has a strided
+    convolution (torchvision's ResNets and MobileNetV2; not the synthetic ResNets, whose last
+    stage is dilated already)."""
+    surf = surface(model)
+    return surf.kind == "cnn" and any(isinstance(m, nn.Conv2d) and m.stride != (1, 1)
+                                      for block in surf.dilatable for m in block.modules())
+
+
 def dilate_last_stage(model: nn.Module) -> nn.Module:
     """Replace the stride of a CNN's last stage by dilation (in place; weights unchanged).
 

@@ -10,7 +10,14 @@ Throughput figures (estimates)
     multiplied by an *assumed* speed-up for the GPU named (A100 2.2x, H100 3.5x a 3090). The
     speed-ups are not measured here; they are round figures in line with public ResNet-50 AMP
     training rates (about 1,200 images/s on a 3090, 2,500-3,000 on an A100). The estimate
-    assumes the data loader keeps up (see the note in the plan) and ideal scaling over GPUs.
+    assumes ideal scaling over GPUs.
+
+Data loading
+    Each GPU process decodes with :func:`sparsevis.features.loader_workers` workers (what the
+    loader really starts: ``min(8, cores_per_gpu - 1)``), each at an assumed
+    ``decode_images_per_s`` (default :data:`DECODE_IMAGES_PER_S_PER_WORKER`, PIL decode of an
+    ImageNet JPEG + RandomResizedCrop on one core). A run's rate is the smaller of the GPU's
+    and the loader's; the plan says which of the two assumptions decides each run's estimate.
     Measure your own GPU with :func:`measure_train_throughput` and pass the figures to
     :func:`plan` as ``throughput=``.
 """
@@ -43,8 +50,9 @@ ARCH_ALIASES = {  # timm names -> the keys above
 # Assumed speed-up over the reference GPU (not measured here; calibrate with
 # measure_train_throughput).
 GPU_SPEEDUP = {"rtx3090": 1.0, "a100": 2.2, "h100": 3.5}
-# Assumed JPEG decode + augmentation rate of one CPU core (PIL, ImageNet-sized images).
-LOADER_IMAGES_PER_S_PER_CORE = 200
+# Assumed JPEG decode + augmentation rate of one DataLoader worker (one core; PIL, ImageNet-sized
+# images): not measured here, pass decode_images_per_s= with your own figure.
+DECODE_IMAGES_PER_S_PER_WORKER = 200
 
 # Study stages, per checkpoint, in units of one 224 px forward pass (a forward+backward counts 3).
 #  interpretability: n_images VOC2012 images x (Grad-CAM 1 + Guided Grad-CAM 2 + IG inside
@@ -121,8 +129,11 @@ class RunPlan:
     train_images: int          # images per epoch
     images_trained: int        # epochs_total x train_images
     images_evaluated: int      # accuracy evaluation of every checkpoint
+    recipe: str = "-"          # the training recipe (sparsevis.recipes) or "custom"
     train_images_per_s: float | None = None   # effective rate: min(GPU-bound, loader-bound)
-    loader_bound: bool = False
+    loader_bound: bool = False  # decoding, not the GPU, sets the training rate
+    gpu_images_per_s: float | None = None     # the GPU-bound training rate assumed
+    loader_images_per_s: float | None = None  # workers x decode rate
     gpu_hours_prune: float | None = None
     gpu_hours_studies: float | None = None
 
@@ -164,15 +175,30 @@ def _study_work(profile) -> tuple[float, int, dict]:
                                "alignment": align}
 
 
+def _recipe(run) -> str:
+    cfg = run.retrain or run.train
+    if cfg is None:
+        return "-"
+    return getattr(cfg, "recipe", None) or "custom"
+
+
+def loader_rate(cores_per_gpu: int, decode_images_per_s: float = DECODE_IMAGES_PER_S_PER_WORKER) -> float:
+    """Images/s one GPU process's DataLoader decodes: its workers times the per-worker rate."""
+    if not isinstance(cores_per_gpu, int) or cores_per_gpu < 1:
+        raise ValueError(f"cores_per_gpu={cores_per_gpu!r}: expected a positive whole number of CPU cores")
+    if not decode_images_per_s > 0:
+        raise ValueError(f"decode_images_per_s={decode_images_per_s!r}: expected images/s per worker > 0")
+    return features.loader_workers(cores_per_gpu) * decode_images_per_s
+
+
 def plan_runs(profile, runs=None, gpu: str = "a100", cores_per_gpu: int = 12,
-              throughput: dict | None = None) -> list[RunPlan]:
+              throughput: dict | None = None,
+              decode_images_per_s: float = DECODE_IMAGES_PER_S_PER_WORKER) -> list[RunPlan]:
     """One :class:`RunPlan` per run of ``profile`` (or the given subset ``runs``)."""
     if gpu not in GPU_SPEEDUP:
         raise ValueError(f"gpu={gpu!r}; expected one of {tuple(GPU_SPEEDUP)}")
-    if cores_per_gpu < 1:
-        raise ValueError(f"cores_per_gpu={cores_per_gpu}: expected a positive number of CPU cores")
     speed = GPU_SPEEDUP[gpu]
-    loader_ips = cores_per_gpu * LOADER_IMAGES_PER_S_PER_CORE
+    loader_ips = loader_rate(cores_per_gpu, decode_images_per_s)
     out = []
     for run in runs if runs is not None else profile.runs:
         n_train, n_eval = tracks.get(run.track).train_sizes(run)
@@ -180,11 +206,12 @@ def plan_runs(profile, runs=None, gpu: str = "a100", cores_per_gpu: int = 12,
         checkpoints = len(run.sparsities)
         plan = RunPlan(run.label, run.arch, run.method + ("+bnrecal" if run.bn_recalibration else ""),
                        checkpoints, max(run.sparsities), dense, per, total, n_train, total * n_train,
-                       checkpoints * n_eval)
+                       checkpoints * n_eval, recipe=_recipe(run))
         key = arch_key(run.arch)
         gpu_train = (throughput or {}).get(key) or TRAIN_IMAGES_PER_S.get(key, 0) * speed
         if tracks.get(run.track).expensive_training and gpu_train:
             gpu_infer = INFER_IMAGES_PER_S.get(key, 0) * speed or 3 * gpu_train
+            plan.gpu_images_per_s, plan.loader_images_per_s = gpu_train, loader_ips
             plan.train_images_per_s = min(gpu_train, loader_ips)
             plan.loader_bound = loader_ips < gpu_train
             eval_ips = min(gpu_infer, loader_ips)
@@ -209,8 +236,24 @@ def _fmt_h(h: float | None) -> str:
     return f"{h:,.0f}" if h >= 10 else f"{h:.1f}"
 
 
+def _dominant(plans: list[RunPlan], runs) -> str:
+    """Which assumption sets the prune stage's estimate: GPU compute or decoding."""
+    loader_h = sum(p.gpu_hours_prune for p in plans if p.loader_bound)
+    total_h = sum(p.gpu_hours_prune for p in plans)
+    bound = [p.label for p in plans if p.loader_bound]
+    if not bound:
+        return ("GPU compute dominates: every run's GPU rate is below what the loader decodes, so the "
+                "estimate scales with the assumed GPU throughput ('L' would mark a run limited by decoding).")
+    which = "Decoding dominates" if loader_h > total_h / 2 else "GPU compute dominates"
+    return (f"{which}: {len(bound)} of {len(plans)} runs ({', '.join(bound)}; {loader_h / total_h:.0%} of the "
+            "prune-stage GPU-hours) are limited by decoding, marked 'L': their estimate scales with the "
+            "decode rate and the cores per GPU, not the GPU (more cores, Pillow-SIMD or DALI would speed "
+            "them up).")
+
+
 def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: int = 12,
-         throughput: dict | None = None) -> str:
+         throughput: dict | None = None,
+         decode_images_per_s: float = DECODE_IMAGES_PER_S_PER_WORKER) -> str:
     """The planned work of ``profile`` (or of ``runs``, a subset of it) and its estimated cost.
 
     Per run: architecture, pruning method, checkpoints (dense + pruning iterations), final
@@ -219,14 +262,16 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
     the three studies on one ``gpu`` ("a100", "h100" or "rtx3090") fed by ``cores_per_gpu`` CPU
     cores; wall-clock is given for ``gpus`` GPUs with ideal scaling. ``throughput``
     ({arch: training images/s on that GPU}, e.g. from :func:`measure_train_throughput`)
-    replaces the table's figures.
+    replaces the table's figures; ``decode_images_per_s`` is the assumed decode rate of one
+    DataLoader worker (see the module docstring).
     """
     if not isinstance(gpus, int) or gpus < 1:
         raise ValueError(f"gpus={gpus!r}: expected a whole number of GPUs, at least 1")
     all_runs = list(runs if runs is not None else profile.runs)
-    plans = plan_runs(profile, all_runs, gpu, cores_per_gpu, throughput)
+    plans = plan_runs(profile, all_runs, gpu, cores_per_gpu, throughput, decode_images_per_s)
     cols = [("run", "<", max(len(p.label) for p in plans)), ("arch", "<", max(len(p.arch) for p in plans)),
-            ("method", "<", max(6, max(len(p.method) for p in plans))), ("ckpts", ">", 5),
+            ("method", "<", max(6, max(len(p.method) for p in plans))),
+            ("recipe", "<", max(6, max(len(p.recipe) for p in plans))), ("ckpts", ">", 5),
             ("final sp.", ">", 9), ("epochs: dense + per it. = total", ">", 31),
             ("images trained", ">", 14), ("evaluated", ">", 9), ("train img/s", ">", 11),
             ("GPU-h prune", ">", 11), ("GPU-h studies", ">", 13)]
@@ -238,7 +283,7 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
     lines = [f"Plan for profile '{profile.name}': {profile.description}", "", header, "-" * len(header)]
     for p in plans:
         rate = "-" if p.train_images_per_s is None else f"{p.train_images_per_s:,.0f}{' L' if p.loader_bound else ''}"
-        lines.append(row([p.label, p.arch, p.method, p.checkpoints, f"{p.sparsity_max:.1%}",
+        lines.append(row([p.label, p.arch, p.method, p.recipe, p.checkpoints, f"{p.sparsity_max:.1%}",
                           f"{p.epochs_dense} + {p.epochs_per_iteration} = {p.epochs_total}",
                           _fmt_n(p.images_trained), _fmt_n(p.images_evaluated), rate,
                           _fmt_h(p.gpu_hours_prune), _fmt_h(p.gpu_hours_studies)]))
@@ -257,9 +302,11 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
             "with ideal scaling.",
             "",
             f"This is an estimate, not a measurement: GPU throughput from {REFERENCE_GPU} times an assumed "
-            f"{GPU_SPEEDUP[gpu]}x for {gpu.upper()}; data loading at an assumed "
-            f"{LOADER_IMAGES_PER_S_PER_CORE} images/s per CPU core (PIL decode + crop). 'L' marks runs "
-            "limited by data loading (more cores per GPU, Pillow-SIMD or DALI would speed them up).",
+            f"{GPU_SPEEDUP[gpu]}x for {gpu.upper()}; data loading by {features.loader_workers(cores_per_gpu)} "
+            f"DataLoader workers per GPU (the loader's cap, min({features.MAX_WORKERS}, cores per GPU - 1)) "
+            f"at an assumed {decode_images_per_s:g} images/s each (PIL decode + crop): "
+            f"{paper[0].loader_images_per_s:,.0f} images/s per GPU.",
+            _dominant(paper, all_runs),
             "Calibrate: sparsevis.plan.measure_train_throughput('torchvision/resnet50') on your GPU, "
             "then plan(profile, throughput={'resnet50': <images/s>}).",
         ]

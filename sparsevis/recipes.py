@@ -4,9 +4,10 @@ Source: ``references/classification/README.md`` of pytorch/vision (the commands 
 torchvision's ImageNet weights). Their batch sizes are per GPU on 8 GPUs; here ``batch_size``
 is the global batch (:func:`sparsevis.train.train` divides it among the processes).
 
-* ``resnet`` (``paper-sgd``): SGD lr 0.1, momentum 0.9, wd 1e-4, StepLR 30 epochs x0.1, 90
+* ``resnet`` (``paper-sgd``): SGD lr 0.1, momentum 0.9, wd 1e-4 (norms and biases
+  included: torchvision's default), StepLR 30 epochs x0.1, 90
   epochs, batch 32 x 8; the recipe the paper names (protocol.md), kept literal.
-* ``vit_b_32``: AdamW lr 0.003, wd 0.3, 300 epochs, cosine after 30 linear warm-up epochs from
+* ``vit_b_32``: AdamW lr 0.003, wd 0.3 (norms and biases included), 300 epochs, cosine after 30 linear warm-up epochs from
   0.033 x lr, label smoothing 0.11, mixup 0.2, cutmix 1.0, EMA, gradient norm clipped to 1,
   amp, batch 512 x 8; data: auto-augment "imagenet", repeated-augmentation sampler.
 * ``swin_v2_t``: AdamW lr 0.001, wd 0.05 (none on norms, biases, embeddings), 300 epochs,
@@ -15,19 +16,48 @@ is the global batch (:func:`sparsevis.train.train` divides it among the processe
   random erasing 0.25, bicubic, 256 px crops (train and eval, resize 256), sampler repeats 4.
 
 EMA in every recipe that uses it: torchvision's defaults, decay 0.99998 every 32 steps.
-The data-side settings (:attr:`Recipe.data`) are for the data pipeline of the paper track;
+The data-side settings (:attr:`Recipe.data`) are recorded with the recipe but not yet applied:
+the paper track's loader does RandomResizedCrop 224 + flip for every recipe (protocol.md).
 :func:`sparsevis.train.train` carries out everything in :meth:`Recipe.train_config`.
+
+:class:`TrainConfig` (re-exported by :mod:`sparsevis.config`) lives here so that the profiles
+can be built from the recipes without an import cycle.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from sparsevis.config import TrainConfig
 from sparsevis.precision import PRECISIONS
 
 SOURCE = "https://github.com/pytorch/vision/blob/main/references/classification/README.md"
 
-__all__ = ["SOURCE", "RecipeConfig", "Recipe", "RECIPES", "get", "for_arch"]
+__all__ = ["SOURCE", "TrainConfig", "RecipeConfig", "Recipe", "RECIPES", "get", "for_arch"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training schedule (dense training, or one LRR retraining after a prune)."""
+
+    epochs: int
+    lr: float
+    optimizer: str = "sgd"          # "sgd" (momentum) or "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    schedule: str = "cosine"        # "cosine" (with linear warm-up) or "step"
+    warmup_epochs: int = 0
+    step_size: int = 30             # "step": multiply the lr by `gamma` every `step_size` epochs
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer={self.optimizer!r}; expected 'sgd' or 'adamw'")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"schedule={self.schedule!r}; expected 'cosine' or 'step'")
+        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: epochs >= 0, lr > 0 and batch_size >= 1 expected, got {self}")
 
 
 @dataclass(frozen=True)
@@ -35,7 +65,9 @@ class RecipeConfig(TrainConfig):
     """:class:`TrainConfig` with the recipe options it lacks (defaults: off; the same as
     :data:`sparsevis.train.OPTIONAL_DEFAULTS`, which is how train() reads a plain TrainConfig)."""
 
+    recipe: str | None = None            # the name of the recipe it comes from (None: hand-made)
     precision: str | None = None
+    norm_weight_decay: float = 0.0       # weight decay of norms, biases and timm's pos_embed/cls_token
     warmup_decay: float | None = None
     lr_min: float = 0.0
     clip_grad_norm: float | None = None
@@ -47,6 +79,10 @@ class RecipeConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ValueError(f"recipe={self.recipe!r}; expected None or one of {tuple(RECIPES)}")
+        if self.norm_weight_decay < 0:
+            raise ValueError(f"norm_weight_decay={self.norm_weight_decay!r}; expected >= 0")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}; expected None or one of {PRECISIONS}")
         if self.warmup_decay is not None and not 0 < self.warmup_decay <= 1:
@@ -76,7 +112,7 @@ class Recipe:
         unknown = set(overrides) - known
         if unknown:
             raise ValueError(f"recipe {self.name!r}: unknown fields {sorted(unknown)}; expected some of {sorted(known)}")
-        return RecipeConfig(**{**self.train, **overrides})
+        return RecipeConfig(**{"recipe": self.name, **self.train, **overrides})
 
 
 _EMA = dict(ema_decay=0.99998, ema_steps=32)
@@ -84,11 +120,12 @@ _EMA = dict(ema_decay=0.99998, ema_steps=32)
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("paper-sgd", ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
            train=dict(epochs=90, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
-                      batch_size=32 * 8, schedule="step", step_size=30, gamma=0.1),
+                      batch_size=32 * 8, schedule="step", step_size=30, gamma=0.1, norm_weight_decay=1e-4),
            data=dict(train_crop_size=224, val_resize_size=256, val_crop_size=224,
                      interpolation="bilinear")),
     Recipe("vit_b_32", ("vit_b_32",),
-           train=dict(epochs=300, lr=0.003, optimizer="adamw", weight_decay=0.3, batch_size=512 * 8,
+           train=dict(epochs=300, lr=0.003, optimizer="adamw", weight_decay=0.3, norm_weight_decay=0.3,
+                      batch_size=512 * 8,
                       schedule="cosine", warmup_epochs=30, warmup_decay=0.033, label_smoothing=0.11,
                       mixup_alpha=0.2, cutmix_alpha=1.0, clip_grad_norm=1.0, amp=True, **_EMA),
            data=dict(auto_augment="imagenet", ra_sampler=True, ra_reps=3, train_crop_size=224,

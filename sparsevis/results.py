@@ -17,15 +17,19 @@ from sparsevis.fileio import atomic_write_bytes, atomic_write_text
 COLUMNS = ["track", "profile", "arch", "n_params", "prune_method", "prunable_set", "iteration",
            "sparsity", "sparsity_all", "seed", "study", "dataset", "method", "metric", "value",
            "n", "ci_low", "ci_high", "run_id"]
+# Columns a row has where they apply (kept when present, absent from older tables): the numeric
+# precision the value was computed in, and the feature stride object discovery used.
+OPTIONAL_COLUMNS = ["precision", "backbone_stride"]
 
 
 def frame(rows: Iterable[dict]) -> pd.DataFrame:
-    """Rows -> a DataFrame with exactly :data:`COLUMNS` (missing ones raise, extras are kept out)."""
+    """Rows -> a DataFrame with :data:`COLUMNS` and those of :data:`OPTIONAL_COLUMNS` the rows
+    have (missing required ones raise, other extras are kept out)."""
     df = pd.DataFrame(list(rows))
     missing = [c for c in COLUMNS if c not in df.columns]
     if len(df) and missing:
         raise ValueError(f"results rows lack columns {missing}; expected {COLUMNS}")
-    return df.reindex(columns=COLUMNS)
+    return df.reindex(columns=COLUMNS + [c for c in OPTIONAL_COLUMNS if c in df.columns])
 
 
 def write(rows: Iterable[dict] | pd.DataFrame, path: str | os.PathLike) -> Path:

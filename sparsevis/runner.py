@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparsevis import distributed, models, provenance, prune, results, tracks
+from sparsevis import precision as prec
 from sparsevis.config import PruneRun
 from sparsevis.fileio import (
     atomic_write_json,
@@ -32,7 +33,7 @@ from sparsevis.fileio import (
 from sparsevis.runtime import seed_everything, torch_threads
 from sparsevis.stats import bootstrap_ci
 from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key
-from sparsevis.train import predict, recalibrate_bn, train
+from sparsevis.train import EVAL_PRECISION, predict, recalibrate_bn, train
 
 log = logging.getLogger("sparsevis")
 
@@ -197,6 +198,7 @@ def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, versio
             acc, n, lo, hi = _evaluate(model, data, device)
             meta = dict(run_id=rid, track=run.track, iteration=k, target_sparsity=target,
                         accuracy=acc, accuracy_n=n, accuracy_ci=[lo, hi], eval_dataset=data.dataset,
+                        eval_precision=prec.resolve(EVAL_PRECISION, device),
                         parent=parent, seed=run.seed, label=run.label, code_version=version,
                         data_digest=data.digest, calibration_images=list(data.calibration_ids))
             parent = prune.save(model, ckpt, **meta)
@@ -274,5 +276,6 @@ def _write_results(run: PruneRun, out: Path, rid: str) -> None:
                          sparsity_all=meta.get("sparsity_all", 0.0), seed=run.seed, study="prune",
                          dataset=meta["eval_dataset"], method="top-1", metric="accuracy",
                          value=meta["accuracy"], n=meta["accuracy_n"], ci_low=meta["accuracy_ci"][0],
-                         ci_high=meta["accuracy_ci"][1], run_id=rid))
+                         ci_high=meta["accuracy_ci"][1], run_id=rid,
+                         precision=meta.get("eval_precision", EVAL_PRECISION)))
     results.write(rows, out / "results.csv")

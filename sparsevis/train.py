@@ -42,6 +42,7 @@ from sparsevis.fileio import atomic_torch_save
 # Recipe options read from the training config with these defaults (each one off):
 OPTIONAL_DEFAULTS = {
     "precision": None,        # "auto" | "bf16" | "fp16" | "fp32"; None: from `amp`
+    "norm_weight_decay": 0.0, # weight decay of norms, biases (1-d parameters) and timm's pos_embed/cls_token
     "warmup_decay": None,     # warm-up from lr * warmup_decay linearly to lr; None: from lr / warm-up steps
     "lr_min": 0.0,            # the cosine schedule's floor
     "clip_grad_norm": None,   # clip the global gradient norm to this
@@ -56,6 +57,10 @@ OPTIONAL_DEFAULTS = {
 def option(cfg, name: str):
     """``cfg.<name>``, or its default in :data:`OPTIONAL_DEFAULTS` where the config lacks it."""
     return getattr(cfg, name, OPTIONAL_DEFAULTS[name])
+
+
+# Accuracy evaluation: fp32 without TF32 (a prediction near a tie must not depend on the device)
+EVAL_PRECISION = "fp32"
 
 
 class DivergenceError(RuntimeError):
@@ -138,7 +143,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         if p.requires_grad:
             (no_decay if p.ndim <= 1 or name.endswith(("pos_embed", "cls_token")) else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+              {"params": no_decay, "weight_decay": option(cfg, "norm_weight_decay")}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -380,11 +385,11 @@ def _drain(window: list, total: float, n: int, epoch: int, epochs: int, steps: i
 
 def predict(model: nn.Module, data, device: torch.device, batch_size: int = 256) -> torch.Tensor:
     """Float32 logits for every sample of ``data`` in order (no augmentation), through the one
-    inference path (:func:`sparsevis.features.extract`, without autocast); the model is left
-    in eval mode."""
+    inference path (:func:`sparsevis.features.extract`, in :data:`EVAL_PRECISION`); the model
+    is left in eval mode."""
 
     batches = (x for x, _ in data.epoch(0, batch_size, 0, shuffle=False))
-    out = extract(model, batches, device=device, precision="fp32", progress=False)
+    out = extract(model, batches, device=device, precision=EVAL_PRECISION, progress=False)
     model.eval()
     return out
 

@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import torchvision
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # reference_lost, any import mode
 from reference_lost import reference_lost, reference_lost_one, reference_tokencut_one
+from sparsevis import models, results
 from sparsevis.discovery import (
     LostResult,
     boxes_to_pixels,
@@ -22,6 +25,7 @@ from sparsevis.discovery import (
     pad_to_multiple,
     tokencut,
 )
+from sparsevis.studies import discovery as study
 
 # the module (the package exports its function under the same name)
 lost_module = importlib.import_module("sparsevis.discovery.lost")
@@ -458,3 +462,63 @@ def test_cuda_matches_cpu():
         assert torch.equal(lost(feats.cuda(), (30, 23), k=k).cpu(), lost(feats, (30, 23), k=k))
     rect = (2, 4, 5, 6)
     assert tokencut(_scene(8, 8, [rect]).cuda(), (8, 8)).tolist() == [list(rect)]
+
+
+# ------------------------------------------------------------------ dilated ResNet backbone
+def test_dilated_resnet50_is_torchvisions_replace_stride_with_dilation():
+    """models.dilate_last_stage on a ResNet-50 against torchvision's own dilated ResNet-50 (an
+    independent construction) with the same weights: the same stride-16 feature maps."""
+    torch.manual_seed(0)
+    ours = models.create("torchvision/resnet50", num_classes=10).eval()
+    reference = torchvision.models.resnet50(num_classes=10, replace_stride_with_dilation=[False, False, True]).eval()
+    reference.load_state_dict(ours.state_dict())
+    assert models.dilatable(ours) and models.surface(ours).stride == 32
+    assert study.backbone(ours, dilate_last_stage=True) is ours
+    assert not models.dilatable(ours) and models.surface(ours).stride == 16
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        fmap = models.surface(ours).feature_map(x)
+        expected = torch.nn.Sequential(*list(reference.children())[:-2])(x)
+    assert fmap.shape[-2:] == (6, 4)
+    torch.testing.assert_close(fmap, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_backbone_dilates_only_strided_cnn_stages():
+    r18 = models.create("torchvision/resnet18", num_classes=3)
+    assert models.surface(study.backbone(r18, dilate_last_stage=False)).stride == 32   # off: untouched
+    assert models.surface(study.backbone(r18, dilate_last_stage=True)).stride == 16
+    synthetic = models.create("timm/sv_resnet_s", num_classes=3)   # its last stage is dilated already
+    assert models.surface(study.backbone(synthetic, dilate_last_stage=True)).stride == 8
+    vit = models.create("timm/sv_vit_t", num_classes=3)
+    assert models.surface(study.backbone(vit, dilate_last_stage=True)).stride == 8
+
+
+def test_published_comparison_picks_the_comparable_rows():
+    def row(**kw):
+        base = dict(study="discovery", method="lost", metric="corloc", arch="torchvision/resnet50", iteration=0,
+                    backbone_stride=16, dataset="voc07-trainval", value=0.30, ci_low=0.28, ci_high=0.32, n=5011,
+                    run_id="a")
+        return {**base, **kw}
+
+    rows = pd.DataFrame([row(), row(dataset="coco20k", value=0.2, ci_low=0.19, ci_high=0.21, n=19817),
+                         row(backbone_stride=32, run_id="stride32"), row(iteration=1, run_id="pruned"),
+                         row(arch="torchvision/resnet18", run_id="r18"), row(method="tokencut", run_id="tc"),
+                         row(study="prune", run_id="acc")])
+    out = study.published_comparison(rows)
+    assert out[["dataset", "published", "run_id", "n"]].values.tolist() == [
+        ["voc07-trainval", 33.5, "a", 5011], ["coco20k", 25.5, "a", 19817]]
+    assert out["measured"].tolist() == pytest.approx([30.0, 20.0])
+    assert out["ci_low"].tolist() == pytest.approx([28.0, 19.0])
+    assert (out["source"].str.startswith("published")).all()
+    assert study.published_comparison(rows.drop(columns="backbone_stride")).empty   # older tables
+    assert study.LOST_PUBLISHED["corloc"] == {"voc07-trainval": 33.5, "voc12-trainval": 39.1, "coco20k": 25.5}
+
+
+def test_results_keep_optional_columns_and_read_tables_without_them(tmp_path):
+    base = {c: 0 for c in results.COLUMNS}
+    results.write([dict(base, precision="fp32", backbone_stride=16, extra="dropped")], tmp_path / "a" / "results.csv")
+    results.write([base], tmp_path / "b" / "results.csv")
+    a = pd.read_csv(tmp_path / "a" / "results.csv")
+    assert list(a.columns) == results.COLUMNS + ["precision", "backbone_stride"]
+    both = results.read(tmp_path)
+    assert both["precision"].tolist()[0] == "fp32" and pd.isna(both["precision"].tolist()[1])

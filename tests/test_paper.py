@@ -104,14 +104,14 @@ def test_plan_paper_profile():
     assert r18.images_trained == 2430 * paper_track.IMAGENET_TRAIN_IMAGES
     assert r18.images_evaluated == 27 * 50_000
     # GPU-hours follow from the documented rates
-    rate = min(plan.TRAIN_IMAGES_PER_S["resnet18"] * plan.GPU_SPEEDUP["a100"],
-               12 * plan.LOADER_IMAGES_PER_S_PER_CORE)
-    eval_rate = min(plan.INFER_IMAGES_PER_S["resnet18"] * plan.GPU_SPEEDUP["a100"],
-                    12 * plan.LOADER_IMAGES_PER_S_PER_CORE)
+    # 12 cores per GPU: the loader starts min(8, 12 - 1) = 8 workers, 200 images/s each
+    rate = min(plan.TRAIN_IMAGES_PER_S["resnet18"] * plan.GPU_SPEEDUP["a100"], 8 * 200)
+    eval_rate = min(plan.INFER_IMAGES_PER_S["resnet18"] * plan.GPU_SPEEDUP["a100"], 8 * 200)
     expected = (r18.images_trained / rate + r18.images_evaluated / eval_rate) / 3600
     assert r18.gpu_hours_prune == pytest.approx(expected)
-    # a measured throughput replaces the table; more loader cores lift the loader bound
-    fast = plan.plan_runs(profile, gpu="h100", cores_per_gpu=64, throughput={"resnet18": 1e4})
+    # a measured throughput replaces the table; a faster decoder lifts the loader bound
+    # (more cores do not: the loader stops at 8 workers)
+    fast = plan.plan_runs(profile, gpu="h100", throughput={"resnet18": 1e4}, decode_images_per_s=2000)
     assert fast[0].train_images_per_s == 1e4 and not fast[0].loader_bound
     with pytest.raises(ValueError, match="gpu="):
         plan.plan(profile, gpu="tpu")
@@ -130,6 +130,37 @@ def test_plan_budget_variant_and_cpu_profiles():
     text = plan.plan(get_profile("demo"))
     assert "CPU work" in text and "GPU-hours (prune" not in text
     assert "swin" not in plan.plan(profile, [budget])
+
+
+def test_plan_loader_is_the_loaders_worker_cap_times_the_decode_rate():
+    # hand values of min(8, cores - 1) workers (at least one) x the per-worker rate
+    assert [plan.loader_rate(c, 100) for c in (1, 2, 4, 9, 12, 64)] == [100, 100, 300, 800, 800, 800]
+    with pytest.raises(ValueError, match="decode_images_per_s=0"):
+        plan.loader_rate(12, 0)
+    with pytest.raises(ValueError, match="cores_per_gpu=0"):
+        plan.plan_runs(get_profile("paper"), cores_per_gpu=0)
+    profile = get_profile("paper")
+    # 64 cores do not lift the loader past 8 workers: ResNet-18 (3,482 x 2.2 images/s on the GPU)
+    # stays decode-bound at 8 x 200
+    r18 = plan.plan_runs(profile, [profile.runs[0]], cores_per_gpu=64)[0]
+    assert r18.loader_bound and r18.train_images_per_s == 1600 and r18.loader_images_per_s == 1600
+    text = plan.plan(profile, cores_per_gpu=4, decode_images_per_s=250)
+    assert "3 DataLoader workers per GPU" in text and "250 images/s each" in text and "750 images/s per GPU" in text
+    assert "Decoding dominates: 4 of 4 runs" in text
+    fast = plan.plan(profile, decode_images_per_s=10_000)
+    assert "GPU compute dominates: every run's GPU rate" in fast and " L " not in fast
+    # one decode-bound run among GPU-bound ones: named, but the GPU dominates the hours
+    mixed = plan.plan(profile, decode_images_per_s=500)   # 4,000 images/s: ResNet-18's 7,660 is above
+    assert "GPU compute dominates: 1 of 4 runs (paper-resnet18-imp-s0;" in mixed
+
+
+def test_plan_shows_each_runs_recipe():
+    for name, expected in (("paper", ["paper-sgd", "paper-sgd", "swin_v2_t", "vit_b_32"]),
+                           ("paper-sgd", ["paper-sgd"] * 4)):
+        profile = get_profile(name)
+        assert [p.recipe for p in plan.plan_runs(profile)] == expected
+        assert " recipe " in plan.plan(profile)
+    assert plan.plan_runs(get_profile("paper"), [_run()])[0].recipe == "custom"
 
 
 def test_measure_train_throughput_cpu():
@@ -154,3 +185,40 @@ def test_plan_follows_study_sizes_of_the_profile():
     big = plan.plan_runs(Profile("p", base.runs[:1], n_images=None))[0]
     assert small.gpu_hours_studies < big.gpu_hours_studies
     assert small.gpu_hours_prune == big.gpu_hours_prune
+
+
+def test_paper_profiles_use_each_architectures_recipe():
+    from sparsevis import recipes
+    from sparsevis.store import series_key
+
+    default, sgd, budget = (get_profile(n) for n in ("paper", "paper-sgd", "paper-budget"))
+    by_arch = {r.arch.split("/")[-1]: r for r in default.runs}
+    assert {a: (r.train.recipe, r.train.optimizer, r.train.epochs) for a, r in by_arch.items()} == {
+        "resnet18": ("paper-sgd", "sgd", 90), "resnet50": ("paper-sgd", "sgd", 90),
+        "swin_v2_t": ("swin_v2_t", "adamw", 300), "vit_b_32": ("vit_b_32", "adamw", 300)}
+    assert all(r.train == r.retrain for r in default.runs)   # LRR: the full schedule again
+    # the literal recipe: SGD 0.1, StepLR every 30 epochs for all, 300 epochs for ViT-B/32
+    assert {(r.arch, r.retrain.recipe, r.retrain.lr, r.retrain.schedule, r.retrain.epochs) for r in sgd.runs} == {
+        ("torchvision/resnet18", "paper-sgd", 0.1, "step", 90), ("torchvision/resnet50", "paper-sgd", 0.1, "step", 90),
+        ("torchvision/swin_v2_t", "paper-sgd", 0.1, "step", 90),
+        ("torchvision/vit_b_32", "paper-sgd", 0.1, "step", 300)}
+    # ResNets: the same recipe, so the same series; ViT/Swin: another series, named by its label
+    keys = {p.name: {r.arch: (series_key(r), r.label) for r in p.runs} for p in (default, sgd)}
+    for arch in ("torchvision/resnet18", "torchvision/resnet50"):
+        assert keys["paper"][arch] == keys["paper-sgd"][arch]
+    for arch in ("torchvision/swin_v2_t", "torchvision/vit_b_32"):
+        assert keys["paper"][arch][0] != keys["paper-sgd"][arch][0]
+        assert keys["paper-sgd"][arch][1].endswith("-imp-paper-sgd-s0")
+        assert "sgd" not in keys["paper"][arch][1]
+    # the recipe is in the series' record
+    assert default.runs[3].record()["train"]["recipe"] == "vit_b_32"
+    # budget: the recipe's optimizer and regularisation, 5 epochs of cosine from a tenth of its lr
+    b = {r.arch.split("/")[-1]: r.retrain for r in budget.runs}
+    assert all(r.train is None and r.weights == "IMAGENET1K_V1" for r in budget.runs)
+    for arch, cfg in b.items():
+        ref = recipes.for_arch(arch).train_config()
+        assert (cfg.recipe, cfg.optimizer, cfg.weight_decay, cfg.label_smoothing, cfg.mixup_alpha) == (
+            ref.recipe, ref.optimizer, ref.weight_decay, ref.label_smoothing, ref.mixup_alpha)
+        assert (cfg.epochs, cfg.schedule, cfg.ema_decay) == (5, "cosine", 0.0)
+        assert cfg.lr == pytest.approx(ref.lr / 10)
+        assert cfg.warmup_epochs == (1 if ref.warmup_epochs else 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,9 +21,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsevis import attribution, config, metrics, models, runner, studies, tracks
+from sparsevis import attribution, config, metrics, models, results, runner, studies, tracks
 from sparsevis.config import PruneRun, TrainConfig, get_profile
-from sparsevis.data import coco, voc
+from sparsevis.data import coco, imagenet16, mvh, voc
 from sparsevis.discovery import boxes_to_pixels, lost, pad_to_multiple
 from sparsevis.features import extract
 from sparsevis.plotting import example_order
@@ -153,6 +154,8 @@ def test_discovery_rows_per_dataset_and_resume(data, series):
     per = rows.groupby(["iteration", "dataset", "method"]).size()
     assert (per == 1).all() and len(per) == 2 * 3 * 3
     assert (rows["n"] == rows["dataset"].map(sizes)).all()
+    # every row names the feature stride and the precision it was computed in
+    assert (rows["backbone_stride"] == 8).all() and (rows["precision"] == "fp32").all()
     # the whole-image box finds the image-covering VOC object (and nothing more in COCO's fixture)
     full = rows[rows["method"] == "full-image (baseline)"].set_index(["iteration", "dataset"])["value"]
     assert full[(0, "voc07-trainval")] > 0
@@ -176,6 +179,29 @@ def test_discovery_rows_per_dataset_and_resume(data, series):
     assert studies.run_study("discovery", RUN, "paper", device="cpu") == out
     assert (out / "iter-00.csv").stat().st_mtime_ns == kept
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), rows)
+
+
+def test_dilated_resnet50_discovery_and_the_published_comparison(data, monkeypatch):
+    """The paper profile's option: LOST on a ResNet-50 with its last stage dilated (stride 16),
+    as LOST's paper does; its dense row sits next to LOST's published numbers."""
+    run = PruneRun("paper", "torchvision/resnet50", "imp", rate=0.5, iterations=1, train=UNTRAINED,
+                   retrain=UNTRAINED)
+    assert get_profile("paper-budget").studies["paper"]["discovery"]["dilate_last_stage"] is True
+    monkeypatch.setitem(config.PROFILES, "paper", replace(
+        get_profile("paper"), runs=(run,), studies={"paper": {"discovery": {"dilate_last_stage": True}}}))
+    runner.run_prune(run, device="cpu")
+    out = studies.run_study("discovery", run, "paper", device="cpu")
+    rows = results.read(out / "results.csv")
+    assert (rows["backbone_stride"] == 16).all() and (rows["precision"] == "fp32").all()
+    assert torch.load(out / "iter-00.examples.pt", weights_only=False)["stride"] == 16
+    prune_rows = results.read(run_dir(run) / "results.csv")
+    assert (prune_rows["precision"] == "fp32").all()
+    table = discovery_study.published_comparison(pd.concat([rows, prune_rows]))
+    assert sorted(table["dataset"]) == sorted(paper_track.DISCOVERY_DATASETS)
+    assert dict(zip(table["dataset"], table["published"])) == {"voc07-trainval": 33.5, "voc12-trainval": 39.1,
+                                                               "coco20k": 25.5}
+    dense = rows[(rows["iteration"] == 0) & (rows["method"] == "lost")].set_index("dataset")["value"]
+    assert dict(zip(table["dataset"], table["measured"])) == pytest.approx((100 * dense).to_dict())
 
 
 def test_bucketed_streamed_lost_equals_per_image_lost(data):
@@ -239,20 +265,89 @@ def _execute(notebook: Path, parameters: dict) -> None:
                 namespace.update(parameters)
 
 
-def test_notebooks_draw_the_paper_track(data, series, monkeypatch, tmp_path):
-    """The chapters draw paper-track studies: one CorLoc curve per dataset, boxes on images of
-    different sizes from every dataset, heatmaps on the VOC images."""
+def make_mvh(root: Path, n_images: int = 4) -> Path:
+    """All 17 model-vs-human datasets in the release's layout (images 224 px, noise), each with
+    ``n_images`` stimuli and two observers' raw-data CSVs: ImageFolder-style edge, silhouette and
+    cue-conflict (a silhouette per edge image), ``dnn/session-1`` files named
+    ``<trial>_<exp>_dnn_<condition>_<category>_00_<image>`` for the other 14."""
+    base = root / "model-vs-human"
+    rng = np.random.default_rng(0)
+    header = "subj,session,trial,rt,object_response,category,condition,imagename\n"
+    for dataset in mvh.DATASETS:
+        trials = []
+        for k in range(n_images):
+            category = imagenet16.CATEGORIES[k]
+            if dataset in mvh.TEXTURE_SHAPE_DATASETS:
+                condition = "0"
+                name = (f"{category}1-{imagenet16.CATEGORIES[k + 1]}2.png" if dataset == "cue-conflict"
+                        else f"{category}1.png")
+                path = base / "datasets" / dataset / category / name
+            else:
+                condition = (mvh.CONDITIONS[dataset] or ("0",))[k % len(mvh.CONDITIONS[dataset] or ("0",))]
+                name = f"{dataset}-{k}.png"
+                path = base / "datasets" / dataset / "dnn" / "session-1" / f"{k + 1:04d}_x_dnn_{condition}_{category}_00_{name}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+            if dataset == "silhouette":   # a dark object on white
+                pixels[:] = 255
+                pixels[40 + 10 * k:150, 30:190] = 0
+            Image.fromarray(pixels).save(path)
+            trials.append((k + 1, category, condition, f"{k + 1:04d}_x_s01_{condition}_{category}_00_{name}"))
+        for s, answer in ((1, lambda c, k: c), (2, lambda c, k: imagenet16.CATEGORIES[(k + 5) % 16])):
+            csv = base / "raw-data" / dataset / f"{dataset}_subject-0{s}_session_1.csv"
+            csv.parent.mkdir(parents=True, exist_ok=True)
+            csv.write_text(header + "".join(f"subject-0{s},1,{t},0.5,{answer(c, t)},{c},{cond},{im}\n"
+                                            for t, c, cond, im in trials))
+    return base
+
+
+def make_imagenet_1k(root: Path) -> None:
+    """ImageNet's layout with 1,000 class folders (one tiny train and val image each): a model
+    trained on it has the 1,000 outputs model-vs-human's 16-way decisions read."""
+    rng = np.random.default_rng(0)
+    for k in range(1000):
+        for split in ("train", "val"):
+            path = root / "imagenet" / split / f"n{k:08d}" / f"{split}_{k}.JPEG"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(path)
+
+
+NOTEBOOKS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_every_notebook_runs_on_the_paper_fixtures(data, monkeypatch, tmp_path):
+    """``papermill notebooks/<name>.ipynb -p profile paper`` for every chapter, on the real-format
+    fixtures of every paper-track dataset (run in this process, where the fixtures' patches
+    hold; the studies the first chapters compute, the later ones find): each runs to its end,
+    and the discovery and interpretability chapters draw the paper track."""
+    import shutil
+
     import matplotlib
 
     matplotlib.use("Agg")
     figures = tmp_path / "figures"
     monkeypatch.setenv("SPARSEVIS_FIGURES_DIR", str(figures))
-    dirs = {stage: [str(studies.run_study(stage, RUN, "paper", device="cpu"))]
-            for stage in ("interpretability", "discovery")}
+    shutil.rmtree(tmp_path / "data" / "imagenet")
+    make_imagenet_1k(tmp_path / "data")
+    make_mvh(tmp_path / "data")
+    paper_track._folder.cache_clear()
+    runner.run_prune(RUN, device="cpu")
     root = Path(__file__).resolve().parents[1] / "notebooks"
-    params = {"profile": "paper", "track": "paper", "device": "cpu", "result_dirs": dirs}
-    _execute(root / "object_discovery.ipynb", params)
-    _execute(root / "interpretability.ipynb", params)
+    assert len(NOTEBOOKS) == 6, NOTEBOOKS
+    # the explorer shows the paper-track series (by default it prefers MobileNetV2 on the edge
+    # stimuli) and chooses among n_images evaluation images (the VOC2012 fixture has 2); the
+    # sweet-spot analysis needs 100 bootstrap replicates (the fixture profile has 20)
+    extra = {"explorer": {"run": RUN.label, "n_images": 2}, "sweet_spots": {"n_boot": 100}}
+    failed, seconds = {}, {}
+    for name in NOTEBOOKS:
+        start = time.perf_counter()
+        try:
+            _execute(root / f"{name}.ipynb", {"profile": "paper", "device": "cpu", **extra.get(name, {})})
+        except Exception as e:   # every notebook runs; the failures are reported together
+            failed[name] = f"{type(e).__name__}: {e}"
+        seconds[name] = round(time.perf_counter() - start, 1)
+    print("notebook seconds:", seconds)
+    assert not failed, failed
     drawn = {p.stem for p in figures.glob("*.png")}
     for stem in ("discovery-corloc-paper", f"discovery-boxes-{RUN.label}", f"discovery-maps-{RUN.label}",
                  "interpretability-curves-paper", f"interpretability-grid-{RUN.label}-gradcam"):

@@ -3,6 +3,7 @@ the divergence guard, resume with every option on, precision choice (CUDA simula
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import subprocess
 import sys
@@ -272,3 +273,59 @@ def test_recipes_match_the_torchvision_reference():
         recipes.for_arch("alexnet")
     with pytest.raises(ValueError, match="warmup_decay"):
         recipes.RecipeConfig(epochs=1, lr=0.1, warmup_decay=0.0)
+
+
+def test_every_recipe_field_is_read_by_train():
+    """A recipe option train() does not know would be silently ignored: each field of
+    RecipeConfig beyond TrainConfig's (but the recipe's name) has its off-default in train."""
+    plain = {f.name for f in dataclasses.fields(TrainConfig)}
+    extra = {f.name: f.default for f in dataclasses.fields(recipes.RecipeConfig) if f.name not in plain}
+    assert extra.pop("recipe") is None
+    assert extra == T.OPTIONAL_DEFAULTS
+    for recipe in recipes.RECIPES.values():
+        assert set(recipe.train) <= plain | set(T.OPTIONAL_DEFAULTS), recipe.name
+
+
+@pytest.mark.parametrize("make, bias_decay", [
+    (lambda **kw: TrainConfig(**kw), 0.0),                                     # plain: none on biases
+    (lambda **kw: recipes.RecipeConfig(norm_weight_decay=0.25, **kw), 0.25),   # the ResNet/ViT recipes' way
+])
+def test_weight_decay_of_norms_and_biases_hand_computed(make, bias_decay):
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        model.bias.fill_(1.0)
+    # x = 0: the weight's gradient is 0, the bias's is softmax(1, 1) - onehot(0) = [-0.5, 0.5]
+    data = Batches([torch.zeros(1, 2)], [torch.tensor([0])])
+    cfg = make(epochs=1, lr=1.0, batch_size=1, momentum=0.0, weight_decay=0.5, amp=False)
+    T.train(model, data, cfg, seed=0, device=CPU)
+    torch.testing.assert_close(model.weight, torch.tensor([[0.5, 1.0], [1.5, 2.0]]))   # W - 0.5 W
+    torch.testing.assert_close(model.bias, torch.tensor([1.5, 0.5]) - bias_decay)
+
+
+def test_recipe_weight_decay_of_norms_follows_torchvision():
+    # torchvision's ResNet and ViT commands set no --norm-weight-decay (all parameters decay);
+    # Swin's sets --norm-weight-decay 0.0 --bias-weight-decay 0.0
+    assert recipes.get("paper-sgd").train_config().norm_weight_decay == 1e-4
+    assert recipes.get("vit_b_32").train_config().norm_weight_decay == 0.3
+    assert recipes.get("swin_v2_t").train_config().norm_weight_decay == 0.0
+    assert recipes.get("vit_b_32").train_config(epochs=5).recipe == "vit_b_32"
+    with pytest.raises(ValueError, match="recipe='adam'"):
+        recipes.RecipeConfig(epochs=1, lr=0.1, recipe="adam")
+
+
+def test_momentum_and_label_smoothing_through_train_hand_computed():
+    """Two SGD steps (momentum 0.5, label smoothing 0.2, lr 1) of a zero-initialised linear
+    model on x = [1, 0], label 0: the smoothed target is (0.9, 0.1)."""
+    model = nn.Linear(2, 2, bias=False)
+    nn.init.zeros_(model.weight)
+    data = Batches([torch.tensor([[1.0, 0.0]])] * 2, [torch.tensor([0])] * 2)
+    cfg = TrainConfig(epochs=1, lr=1.0, batch_size=1, momentum=0.5, weight_decay=0.0, label_smoothing=0.2,
+                      schedule="step", step_size=10, amp=False)
+    T.train(model, data, cfg, seed=0, device=CPU)
+    g1 = 0.5 - 0.9                                     # dL/dlogit_0 at logits (0, 0)
+    w = -g1                                            # step 1: the momentum buffer is the gradient
+    p0 = 1 / (1 + math.exp(-2 * w))                    # softmax(w, -w)[0]
+    g2 = p0 - 0.9
+    w -= 0.5 * g1 + g2                                 # step 2: buffer = 0.5 * g1 + g2
+    torch.testing.assert_close(model.weight, torch.tensor([[w, 0.0], [-w, 0.0]]))

@@ -1,10 +1,19 @@
 """Study (ii), unsupervised object discovery: LOST (the paper's), TokenCut (extension) and the
 whole-image box (a baseline that does not depend on the model) on features of the pruned
-model, scored by CorLoc."""
+model, scored by CorLoc.
+
+Study parameter ``dilate_last_stage`` (profile ``studies``; default off): CNN features from a
+last stage whose stride is replaced by dilation (:func:`sparsevis.models.dilate_last_stage`,
+ResNets at stride 16 instead of 32), as LOST's paper does for its ResNet-50 results; the paper
+profiles turn it on. Every row names the feature stride it used (column ``backbone_stride``).
+LOST's published CorLoc for a dense ImageNet-supervised ResNet-50 (dilated) is
+:data:`LOST_PUBLISHED`: reference values, not computed here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -24,6 +33,13 @@ BASELINE = "full-image (baseline)"
 METHODS = {"lost": "paper", "tokencut": "extension", BASELINE: "baseline"}
 
 NAME = "discovery"
+
+# LOST's published CorLoc (%) with a dense ImageNet-supervised ResNet-50 (dilated last stage):
+# Simeoni et al., "Localizing Objects with Self-Supervised Transformers and no Labels", BMVC
+# 2021 (the values protocol.md quotes), on this study's dataset names.
+LOST_PUBLISHED = {"arch": "torchvision/resnet50", "backbone_stride": 16,
+                  "source": "published: Simeoni et al. 2021 (LOST paper), not computed here",
+                  "corloc": {"voc07-trainval": 33.5, "voc12-trainval": 39.1, "coco20k": 25.5}}
 
 
 def patch_features(model, x: torch.Tensor) -> torch.Tensor:
@@ -58,6 +74,31 @@ class Discovered:
     boxes: dict
     gt: list
     details: dict
+
+
+def backbone(model, dilate_last_stage: bool):
+    """The model whose features discovery uses: ``model`` itself, or (``dilate_last_stage`` and
+    a CNN with a strided last stage) the same model with that stage dilated, in place."""
+    if dilate_last_stage and models.dilatable(model):
+        models.dilate_last_stage(model)
+    return model
+
+
+def published_comparison(rows: pd.DataFrame) -> pd.DataFrame:
+    """LOST's published ResNet-50 CorLoc next to this project's rows that are comparable with
+    it: dense (iteration 0) ResNet-50, LOST, whole datasets, the same feature stride. Columns:
+    dataset, published (%), ``source``, and per comparable series ``label``/``run_id``, measured
+    (%) with its interval; empty when no row is comparable."""
+    ref = LOST_PUBLISHED
+    if "backbone_stride" not in rows.columns:
+        return pd.DataFrame(columns=["dataset", "published", "source", "run_id", "measured", "ci_low", "ci_high", "n"])
+    ok = rows[(rows["study"] == NAME) & (rows["method"] == "lost") & (rows["metric"] == "corloc")
+              & (rows["arch"] == ref["arch"]) & (rows["iteration"] == 0)
+              & (rows["backbone_stride"] == ref["backbone_stride"]) & rows["dataset"].isin(ref["corloc"])]
+    out = ok[["dataset", "run_id", "n"]].assign(
+        measured=100 * ok["value"], ci_low=100 * ok["ci_low"], ci_high=100 * ok["ci_high"],
+        published=ok["dataset"].map(ref["corloc"]), source=ref["source"])
+    return out[["dataset", "published", "source", "run_id", "measured", "ci_low", "ci_high", "n"]].reset_index(drop=True)
 
 
 def discover(model, data: DiscoverySet, *, device="auto", batch_size: int = 32, k: int = 100,
@@ -120,6 +161,8 @@ def evaluate(model, track: Track, sets: list[DiscoverySet], params: dict, device
     """CorLoc rows per dataset and method; examples of each dataset's first images, as lists
     (images differ in size), concatenated over the datasets in order."""
     ex = {"lost_boxes": [], "tokencut_boxes": [], "seed": [], "score_map": [], "degree": [], "grid": []}
+    model = backbone(model, params.get("dilate_last_stage", False))
+    rows.base = dict(rows.base, backbone_stride=models.surface(model).stride)
     for d in sets:
         res = discover(model, d, device=device, batch_size=params.get("batch_size", 32),
                        k=params.get("k", 100), desc=f"iteration {rows.base['iteration']}")

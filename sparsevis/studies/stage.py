@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from sparsevis import precision as prec
 from sparsevis import provenance, prune, results, tracks
 from sparsevis.config import PruneRun, get_profile
 from sparsevis.features import is_cnn
@@ -26,6 +27,9 @@ from sparsevis.store import Series, runs_dir
 from .base import Rows, base_row
 
 log = logging.getLogger("sparsevis")
+# What every study computes in: fp32 without TF32 (features' default, and attribution inside
+# this driver's strict_fp32 block), recorded in each row's `precision` column.
+STUDY_PRECISION = "fp32"
 
 
 def study_params(stage: str, profile: str, track: str) -> dict:
@@ -104,9 +108,10 @@ def _evaluate_series(study, run, profile, device, series, data, params, out) -> 
         meta = model.sparsevis_checkpoint
         context["exclude"] = set(meta.get("calibration_images", []))
         context["raw_data"] = (out / "raw-data", f"{series.label}-it{meta['iteration']:02d}")
-        rows = Rows(base_row(run, profile, meta, sum(p.numel() for p in model.parameters()), stage,
-                             series.id), params["n_boot"])
-        ex = study.evaluate(model, track, data, params, device, rows, context)
+        rows = Rows(dict(base_row(run, profile, meta, sum(p.numel() for p in model.parameters()), stage,
+                                  series.id), precision=prec.resolve(STUDY_PRECISION, device)), params["n_boot"])
+        with prec.strict_fp32():
+            ex = study.evaluate(model, track, data, params, device, rows, context)
         context.setdefault("dense", ex.get("decisions"))
         item_frame = pd.DataFrame(rows.items, columns=["dataset", "method", "metric", "item", "value"])
         results.write_items(item_frame.assign(iteration=meta["iteration"], sparsity=meta.get("sparsity", 0.0),
