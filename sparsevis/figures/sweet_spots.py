@@ -74,7 +74,9 @@ def effects_figure(effects: pd.DataFrame, track: str, profile: str):
                     hit = s[s["improved"].astype(bool)]
                     ax.plot(hit["sparsity"], hit["effect"], "o", color=color, ms=4, alpha=0.9)
                 med = g.groupby("sparsity")["effect"].median()
-                ax.plot(med.index, med.values, color=color, lw=2.2, ls=style)
+                # a series of one pruned checkpoint is a point, not a line
+                ax.plot(med.index, med.values, color=color, lw=2.2, ls=style, marker="_" if len(med) == 1 else None,
+                        ms=12)
             ax.axhline(0, color="0.2", lw=0.9)
             plotting.sparsity_axis(ax, max_sparsity=sub["sparsity"].max(),
                                    label="sparsity" if i == len(models) - 1 else "")
