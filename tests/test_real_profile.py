@@ -58,10 +58,11 @@ def test_real_profile_studies_run_end_to_end_on_tiny_sizes(torch_home, monkeypat
     monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path / "runs"))
     runs = tuple(replace(r, levels=(0.0, 0.5), n_eval=4) for r in get_profile("real").runs
                  if r.arch.split("/")[-1] in ARCHS and r.method == "oneshot")
-    # 2 images per study and dataset; IG with 2 steps of 1 noise sample: every method still runs
+    # 2 images per study and dataset; IG with 2 steps of 1 noise sample: every method still runs;
+    # 100 bootstrap replicates, the least the sweet-spot analysis accepts
     small = {"real": {s: {"n_images": 2} for s in studies.STAGES}}
     small["real"]["interpretability"]["method_params"] = {"ig_smoothgrad": {"n_steps": 2, "nt_samples": 1}}
-    monkeypatch.setitem(config.PROFILES, "real", replace(get_profile("real"), runs=runs, n_boot=20, studies=small))
+    monkeypatch.setitem(config.PROFILES, "real", replace(get_profile("real"), runs=runs, n_boot=100, studies=small))
     # jobs=1: spawned workers would re-read the unpatched profile (full study sizes)
     dirs = book.run_stages("real", "cpu", ("prune", *studies.STAGES), jobs=1)
     assert len(dirs["prune"]) == len(ARCHS)
