@@ -163,11 +163,13 @@ def _executed_chapters(gen: Path, chapters) -> dict[str, str]:
 
 
 # Where `python -m sparsevis book --profile tiny` is killed, in build order: the kill comes once
-# the file appears (under the run store or the book root), plus a delay to land inside the work.
+# the file appears (under the run store or the book root; "kernel": once it exists and a notebook
+# kernel runs in its folder), plus a delay to land inside the work. Papermill writes its output
+# only at the end (or every 30 s), so the kernel is what shows a notebook running.
 BOOK_KILLS = [
     ("prune stage", "store", "prune/*/iter-00.pt", 0.0),
     ("study stages", "store", "interpretability/tiny/*/iter-00.csv", 0.0),
-    ("notebook execution", "root", "book/_generated/.interpretability.running.ipynb", 3.0),
+    ("notebook execution", "kernel", "book/_generated/pruning.ipynb", 5.0),
     ("Sphinx", "root", "_build/html/*.html", 0.0),
     ("HTML post-processing", "root", "_build/html/_static/vendor", 0.0),
 ]
@@ -200,7 +202,13 @@ def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_fac
     args = ["book", "--profile", "tiny", "--device", "cpu"]
     for what, where, pattern, after in BOOK_KILLS:
         base = store if where == "store" else root
-        killed = fixtures.sigkill_cli_when(args, root, env, lambda b=base, p=pattern: any(b.glob(p)), after=after)
+        if where == "kernel":
+            def ready(f=root / pattern):
+                return f.exists() and bool(fixtures.processes_in(f.parent))
+        else:
+            def ready(b=base, p=pattern):
+                return any(b.glob(p))
+        killed = fixtures.sigkill_cli_when(args, root, env, ready, after=after)
         assert killed, f"the build ended before the kill during the {what}"
         deadline = time.time() + 10
         while fixtures.processes_in(root) and time.time() < deadline:
