@@ -184,7 +184,6 @@ def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_fac
     the same figures and pages, nothing half-written, no temp file and no process left."""
     import json
 
-    import pandas as pd
     from PIL import Image
 
     from sparsevis import book
@@ -222,10 +221,12 @@ def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_fac
     ref_build = json.loads((ref_root / book.GENERATED / "build.json").read_text())
     build = json.loads((gen / "build.json").read_text())
     assert build["result_dirs"] == ref_build["result_dirs"]   # the same run and study ids
-    for stage, dirs in build["result_dirs"].items():
+    for dirs in build["result_dirs"].values():   # results.csv, per-checkpoint rows, analysis tables
         for d in dirs:
-            pd.testing.assert_frame_equal(pd.read_csv(store / d / "results.csv"),
-                                          pd.read_csv(ref_store / d / "results.csv"), obj=f"{stage} {d}")
+            tables = sorted(p.name for p in (ref_store / d).glob("*.csv"))
+            assert tables and sorted(p.name for p in (store / d).glob("*.csv")) == tables, d
+            for name in tables:   # byte for byte (a profile without controls has an empty table)
+                assert (store / d / name).read_bytes() == (ref_store / d / name).read_bytes(), f"{d}/{name}"
     assert _executed_chapters(gen, book.CHAPTERS) == _executed_chapters(ref_root / book.GENERATED, book.CHAPTERS)
     figures = sorted(p.name for p in (gen / "figures").iterdir())
     assert figures == sorted(p.name for p in (ref_root / book.GENERATED / "figures").iterdir())
@@ -236,8 +237,10 @@ def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_fac
     html = root / "_build" / "html"
     pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html"))
     assert pages == sorted(p.relative_to(ref_html).as_posix() for p in ref_html.rglob("*.html"))
-    for page in pages:
-        assert (html / page).read_text(encoding="utf-8").rstrip().endswith("</html>"), page
+    def complete(site):   # the pages that end as a page does (redirects and macros do not)
+        return [p for p in pages if (site / p).read_text(encoding="utf-8").rstrip().endswith("</html>")]
+
+    assert complete(html) == complete(ref_html) and len(complete(html)) > len(book.CHAPTERS)
     leftovers = [p for base in (root, store) for pat in ("**/*.part", "**/.*.running.ipynb", "**/*.failed.ipynb")
                  for p in base.glob(pat)]
     assert not leftovers
