@@ -13,7 +13,7 @@ endif
 endif
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup test book book-tiny bench clean chromium
+.PHONY: setup test book book-real book-tiny bench clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ test: $(STAMP) chromium
 
 book: $(STAMP)
 	$(PY) -m sparsevis book --profile demo
+
+# The `real` profile's book (ResNet-18/50, ViT-B/32, Swin-V2-T, MobileNetV2 with ImageNet
+# weights: online torchvision downloads them; offline a run without them is left out) in its own
+# book root, published beside the demo book as _build/html/real/. Same run store and npm tarballs.
+REAL_ROOT := _build/real-book
+book-real: $(STAMP)
+	mkdir -p $(REAL_ROOT) _build/html
+	tar -cf - --exclude=book/_generated --exclude=notebooks/figures --exclude=.ipynb_checkpoints \
+	  _config.yml _toc.yml book notebooks | tar -xf - -C $(REAL_ROOT)
+	cd $(REAL_ROOT) && SPARSEVIS_VENDOR_DIR=$${SPARSEVIS_VENDOR_DIR:-$(abspath _build/vendor)} \
+	  $(abspath $(PY)) -m sparsevis book --profile real
+	rm -rf _build/html/real && cp -r $(REAL_ROOT)/_build/html _build/html/real
 
 book-tiny: $(STAMP)
 	$(PY) -m sparsevis book --profile tiny

@@ -343,3 +343,50 @@ def sigkill_when(code: str, store: Path, pattern: str, env: dict | None = None, 
         time.sleep(0.02)
     child.send_signal(signal.SIGKILL)
     child.wait()
+
+
+def sigkill_cli_when(args: list[str], cwd: Path, env: dict, ready, after: float = 0.0,
+                     timeout: float = 600) -> bool:
+    """Run ``python -m sparsevis *args`` in ``cwd`` (``env`` added to this environment, this
+    checkout importable) and kill -9 it ``after`` seconds once ``ready()`` is true. Returns
+    whether it was killed: False when it ended first (then the kill point was never reached)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), TQDM_DISABLE="1", **env)
+    child = subprocess.Popen([sys.executable, "-m", "sparsevis", *args], env=env, cwd=cwd,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and child.poll() is None and not ready():
+        time.sleep(0.02)
+    end = time.time() + after
+    while child.poll() is None and time.time() < end:
+        time.sleep(0.02)
+    killed = child.poll() is None
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    return killed
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Ids of the live processes (zombies aside) whose working directory is ``folder`` or inside
+    it (Linux: reads /proc)."""
+    import os
+
+    folder = Path(folder).resolve()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X") and (cwd == folder or folder in cwd.parents):
+            found.append(int(proc.name))
+    return found

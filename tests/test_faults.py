@@ -145,3 +145,102 @@ def test_clear_errors_instead_of_tracebacks(tmp_path, monkeypatch, capsys):
     assert main(["prune", "--profile", "tiny", "--arch", "sv_resnet_s", "--jobs", "1"]) == 2
     err = capsys.readouterr().err
     assert "/sys/kernel/sparsevis-runs" in err and "writable" in err and "Traceback" not in err
+
+
+def _executed_chapters(gen: Path, chapters) -> dict[str, str]:
+    """{notebook: cache key} of the executed ``chapters``, each checked to be complete: every
+    code cell run, no error output."""
+    import json
+
+    keys = {}
+    for ch in chapters:
+        nb = json.loads((gen / f"{ch.notebook}.ipynb").read_text(encoding="utf-8"))
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert code and all(c.get("execution_count") for c in code), f"{ch.notebook}: cells not run"
+        assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        keys[ch.notebook] = nb["metadata"]["sparsevis"]["cache_key"]
+    return keys
+
+
+# Where `python -m sparsevis book --profile tiny` is killed, in build order: the kill comes once
+# the file appears (under the run store or the book root; "kernel": once it exists and a notebook
+# kernel runs in its folder), plus a delay to land inside the work. Papermill writes its output
+# only at the end (or every 30 s), so the kernel is what shows a notebook running.
+BOOK_KILLS = [
+    ("prune stage", "store", "prune/*/iter-00.pt", 0.0),
+    ("study stages", "store", "interpretability/tiny/*/iter-00.csv", 0.0),
+    ("notebook execution", "kernel", "book/_generated/pruning.ipynb", 5.0),
+    ("Sphinx", "root", "_build/html/*.html", 0.0),
+    ("HTML post-processing", "root", "_build/html/_static/vendor", 0.0),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_factory, tmp_path):
+    """kill -9 of the book build at each of BOOK_KILLS in turn, each kill followed by a rerun
+    that is killed at the next point; the last rerun finishes and must equal the session's
+    uninterrupted build (`built`): the same results tables, notebooks with the same cache keys,
+    the same figures and pages, nothing half-written, no temp file and no process left."""
+    import json
+
+    from PIL import Image
+
+    from sparsevis import book
+    from tests import fixtures
+    from tests.conftest import DATA, _copy_sources
+
+    ref_root, ref_html, _, _ = built
+    ref_store = tmp_path_factory.getbasetemp() / "sparsevis-runs"
+    root, store = tmp_path / "book", tmp_path / "runs"
+    root.mkdir()
+    _copy_sources(root)
+    env = {"SPARSEVIS_RUNS_DIR": str(store), "SPARSEVIS_VENDOR_DIR": str(ROOT / "_build" / "vendor")}
+    if DATA is not None:
+        env["SPARSEVIS_DATA_DIR"] = str(DATA)
+    args = ["book", "--profile", "tiny", "--device", "cpu"]
+    for what, where, pattern, after in BOOK_KILLS:
+        base = store if where == "store" else root
+        if where == "kernel":
+            def ready(f=root / pattern):
+                return f.exists() and bool(fixtures.processes_in(f.parent))
+        else:
+            def ready(b=base, p=pattern):
+                return any(b.glob(p))
+        killed = fixtures.sigkill_cli_when(args, root, env, ready, after=after)
+        assert killed, f"the build ended before the kill during the {what}"
+        deadline = time.time() + 10
+        while fixtures.processes_in(root) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not fixtures.processes_in(root), f"processes outlived the build killed during the {what}"
+    proc = subprocess.run([sys.executable, "-m", "sparsevis", *args], cwd=root, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1", **env))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    gen = root / book.GENERATED
+    ref_build = json.loads((ref_root / book.GENERATED / "build.json").read_text())
+    build = json.loads((gen / "build.json").read_text())
+    assert build["result_dirs"] == ref_build["result_dirs"]   # the same run and study ids
+    for dirs in build["result_dirs"].values():   # results.csv, per-checkpoint rows, analysis tables
+        for d in dirs:
+            tables = sorted(p.name for p in (ref_store / d).glob("*.csv"))
+            assert tables and sorted(p.name for p in (store / d).glob("*.csv")) == tables, d
+            for name in tables:   # byte for byte (a profile without controls has an empty table)
+                assert (store / d / name).read_bytes() == (ref_store / d / name).read_bytes(), f"{d}/{name}"
+    assert _executed_chapters(gen, book.CHAPTERS) == _executed_chapters(ref_root / book.GENERATED, book.CHAPTERS)
+    figures = sorted(p.name for p in (gen / "figures").iterdir())
+    assert figures == sorted(p.name for p in (ref_root / book.GENERATED / "figures").iterdir())
+    for name in figures:
+        if name.endswith(".png"):
+            with Image.open(gen / "figures" / name) as im:
+                im.verify()
+    html = root / "_build" / "html"
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html"))
+    assert pages == sorted(p.relative_to(ref_html).as_posix() for p in ref_html.rglob("*.html"))
+    def complete(site):   # the pages that end as a page does (redirects and macros do not)
+        return [p for p in pages if (site / p).read_text(encoding="utf-8").rstrip().endswith("</html>")]
+
+    assert complete(html) == complete(ref_html) and len(complete(html)) > len(book.CHAPTERS)
+    leftovers = [p for base in (root, store) for pat in ("**/*.part", "**/.*.running.ipynb", "**/*.failed.ipynb")
+                 for p in base.glob(pat)]
+    assert not leftovers

@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from sparsevis.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from sparsevis.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temp_files,
+    sha256_file,
+)
+from sparsevis.runtime import PR_SET_PDEATHSIG
 
 from .chapters import GENERATED, HTML, BookError, _log
 from .vendor import install_vendor, vendor_cache
@@ -57,17 +65,35 @@ def _copy_beside_pages(root: Path, html_dir: Path) -> None:
         if not f.name.startswith("."):
             shutil.copyfile(f, target / f.name)
     if (gen / "figures").is_dir():
+        remove_stale_temp_files(gen / "figures")   # a killed figure writer's: not for the site
         shutil.copytree(gen / "figures", target / "figures", dirs_exist_ok=True)
+
+
+def _die_with_parent() -> None:
+    """The jupyter-book child's ``preexec_fn``: killed with the build (Linux), so that a rerun
+    does not share ``_build`` with an orphan still writing into it."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def build_html(root: Path, quiet: bool = False) -> Path:
     """``jupyter-book build`` (execution off, see _config.yml), then vendor JS, the executed
     notebooks beside their pages, inline images out into files (:func:`extract_inline_images`,
-    :func:`drop_duplicates`), and check: offline, and within the page-weight budget."""
+    :func:`drop_duplicates`), and check: offline, and within the page-weight budget.
+
+    A build that did not finish (killed, or failed) leaves ``_build/.html-incomplete``; the next
+    one starts from an empty ``_build/html`` and Sphinx environment, since Sphinx rewrites only
+    the pages older than their sources and would keep half-written or unprocessed ones."""
+    incomplete = root / HTML.parent / ".html-incomplete"
+    if incomplete.exists():
+        _log("the last HTML build did not finish: building every page again")
+        for d in (root / HTML, root / HTML.parent / ".doctrees"):
+            shutil.rmtree(d, ignore_errors=True)
+    atomic_write_text(incomplete, "an HTML build is running or was interrupted\n")
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(root), "--path-output", str(root)]
     t = time.time()
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, preexec_fn=_die_with_parent)
     log = proc.stdout + proc.stderr
     warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
     for ln in warnings[:40]:
@@ -92,6 +118,7 @@ def build_html(root: Path, quiet: bool = False) -> Path:
         raise BookError("pages of the built book are too heavy:\n  " + "\n  ".join(over))
     for line in over:   # the site's total depends on the profile: said, not fatal
         _log(f"WARNING: over the page-weight budget: {line}")
+    incomplete.unlink()
     return html_dir
 
 
