@@ -71,6 +71,16 @@ def default_jobs(n_tasks: int, device: str | torch.device | None = "auto") -> in
 PR_SET_PDEATHSIG = 1   # linux/prctl.h
 
 
+def die_with_parent() -> None:
+    """On Linux, have the kernel SIGKILL this process when its parent dies (a no-op elsewhere,
+    or without libc's prctl): e.g. as a subprocess's ``preexec_fn``."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass   # no libc prctl (e.g. a static build)
+
+
 def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     """Make this worker die with ``parent_pid``: a killed parent otherwise leaves its workers
     (GBs each) blocked forever on the task queue, whose write end they hold themselves.
@@ -78,11 +88,7 @@ def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     On Linux the kernel sends SIGKILL at once (``PR_SET_PDEATHSIG``); everywhere a daemon thread
     also polls ``os.getppid()``, which changes when the parent is gone (this also covers the
     Linux signal's tie to the parent's spawning thread rather than its process)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass   # no libc prctl (e.g. a static build): the thread below still works
+    die_with_parent()   # where it does nothing, the thread below still works
 
     def watch():
         while os.getppid() == parent_pid:

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import base64
-import ctypes
 import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +17,7 @@ from sparsevis.fileio import (
     remove_stale_temp_files,
     sha256_file,
 )
-from sparsevis.runtime import PR_SET_PDEATHSIG
+from sparsevis.runtime import die_with_parent
 
 from .chapters import GENERATED, HTML, BookError, _log
 from .vendor import install_vendor, vendor_cache
@@ -69,13 +67,6 @@ def _copy_beside_pages(root: Path, html_dir: Path) -> None:
         shutil.copytree(gen / "figures", target / "figures", dirs_exist_ok=True)
 
 
-def _die_with_parent() -> None:
-    """The jupyter-book child's ``preexec_fn``: killed with the build (Linux), so that a rerun
-    does not share ``_build`` with an orphan still writing into it."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def build_html(root: Path, quiet: bool = False) -> Path:
     """``jupyter-book build`` (execution off, see _config.yml), then vendor JS, the executed
     notebooks beside their pages, inline images out into files (:func:`extract_inline_images`,
@@ -93,7 +84,7 @@ def build_html(root: Path, quiet: bool = False) -> Path:
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(root), "--path-output", str(root)]
     t = time.time()
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, preexec_fn=_die_with_parent)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, preexec_fn=die_with_parent)   # no orphan writing into _build
     log = proc.stdout + proc.stderr
     warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
     for ln in warnings[:40]:
