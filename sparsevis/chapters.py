@@ -31,10 +31,11 @@ def as_set(x) -> set | None:
     return None if x is None else {x} if isinstance(x, str) else set(x)
 
 
-def select_runs(profile: str, track=None, archs=None, seed: int = 0, checkpoints=None) -> list[PruneRun]:
-    """The profile's runs that ``track`` and ``archs`` select (at ``seed``), plus the imported
-    series named by ``checkpoints`` (a label or folder, or a list of them); with
-    ``checkpoints`` alone, only those."""
+def select_runs(profile: str, track=None, archs=None, seed: int | None = None, checkpoints=None) -> list[PruneRun]:
+    """The profile's runs that ``track`` and ``archs`` select, plus the imported series named by
+    ``checkpoints`` (a label or folder, or a list of them); with ``checkpoints`` alone, only
+    those. ``seed``: None keeps the profile's seeds (several seeds of one configuration stay
+    several runs); an int puts every selected run at that seed (once each)."""
     imported = [imported_run(c) for c in (as_set(checkpoints) or ())]
     if imported and track is None and archs is None:
         return imported
@@ -45,7 +46,9 @@ def select_runs(profile: str, track=None, archs=None, seed: int = 0, checkpoints
     if not runs and not imported:
         raise ValueError(f"track={track!r}, archs={archs!r} select no run of profile {profile!r}; "
                          f"its runs: {', '.join(r.label for r in p.runs)}")
-    return [r if r.seed == seed else dataclasses.replace(r, seed=seed) for r in runs] + imported
+    if seed is not None:
+        runs = list({r.label: r for r in (dataclasses.replace(r, seed=seed) for r in runs)}.values())
+    return runs + imported
 
 
 def lineage_note(run: PruneRun, series_dir: Path) -> str | None:
@@ -99,7 +102,7 @@ def _study_dir(stage: str, run: PruneRun, profile: str, device: str, given: dict
     return Path(studies.run_study(stage, run, profile, device))
 
 
-def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, seed: int = 0,
+def load(stage: str, profile: str, *, notebook: str, track=None, archs=None, seed: int | None = None,
          result_dirs: dict | None = None, device: str = "auto", checkpoints=None) -> ChapterData:
     """The rows of ``stage`` ("prune" or a study) for the selected runs, with their provenance.
 

@@ -260,3 +260,13 @@ def test_two_processes_on_one_store_train_a_series_once(store):
     assert len(dirs) == 1
     assert sum("another process is working" in err for _, err in outs) == 1   # one waited
     assert len(Series.at(Path(dirs.pop())).checkpoints) == 2
+
+
+def test_chapters_keep_the_profiles_seeds_unless_one_is_asked_for():
+    """The demo profile trains sv_resnet_s at seeds 0, 1 and 2: a chapter selects all three (it
+    once put every run at seed 0, which loaded seed 0's series three times)."""
+    runs = chapters.select_runs("demo", archs="sv_resnet_s")
+    assert sorted((r.method, r.seed) for r in runs) == [("imp", 0), ("imp", 1), ("imp", 2), ("random", 0)]
+    one = chapters.select_runs("demo", archs="sv_resnet_s", seed=1)
+    assert sorted((r.method, r.seed) for r in one) == [("imp", 1), ("random", 1)]
+    assert len({r.label for r in one}) == len(one)
