@@ -125,9 +125,7 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     """
     from torch.utils.data import DataLoader
 
-
     if isinstance(dataset, str):
-
         dataset = MVHImages(dataset, root=root)
     if mapping == "imagenet16":
         to_scores, categories = imagenet16_mapping, list(imagenet16.CATEGORIES if categories is None else categories)
