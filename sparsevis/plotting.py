@@ -23,6 +23,7 @@ import base64
 import html
 import io
 import os
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -280,6 +281,12 @@ def accuracy_twin(ax, acc, labelled: bool) -> None:
 def figures_dir(out_dir: str | os.PathLike | None = None) -> Path:
     """Where figures go: ``out_dir``, else ``$SPARSEVIS_FIGURES_DIR``, else ``./figures``."""
     return Path(out_dir or os.environ.get("SPARSEVIS_FIGURES_DIR", "figures"))
+
+
+def file_stem(text: str) -> str:
+    """``text`` (e.g. a model label "sv_resnet_s · imp · seed 0") as a figure-file stem: runs
+    of anything but letters, digits, ``_``, ``.`` and ``-`` become one ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def savefig(fig, name: str, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:

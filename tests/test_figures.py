@@ -399,3 +399,8 @@ def test_versus_table_counts_series_beating_their_control_on_paper_metrics():
         "series better than random": "1 of 2", "at": plotting.format_sparsity(0.4),
         "matched checkpoints better": "1 of 3"}]
     assert fs.versus_table(versus.iloc[:0], verdicts).empty
+
+
+def test_file_stem_of_model_labels():
+    assert plotting.file_stem("sv_resnet_s · imp · seed 0") == "sv_resnet_s-imp-seed-0"
+    assert plotting.file_stem("mobilenet_v2 · oneshot+bnrecal") == "mobilenet_v2-oneshot-bnrecal"

@@ -190,7 +190,7 @@ def levels_synthetic(a: Alignment) -> list[plotting.Drawn]:
         cb.ax.set_yticklabels([plotting.format_sparsity(s) for s in its], fontsize=7)
         cb.set_label("sparsity", fontsize=8)
         fig.suptitle(f"Accuracy per distortion level · {model} · synthetic track · profile {a.profile}", fontsize=10)
-        out.append(a.drawn(fig, f"alignment-levels-synthetic-{model.replace(' · ', '-').replace('+', '-')}",
+        out.append(a.drawn(fig, f"alignment-levels-synthetic-{plotting.file_stem(model)}",
             f"Accuracy of {model} on each level of every parametric SynthScenes distortion (x: levels from "
             f"mild to severe, as model-vs-human names them), one line per checkpoint coloured by its sparsity; "
             f"dotted: chance. {int(sub['n'].max())} images per level; no intervals drawn (each point has its "
