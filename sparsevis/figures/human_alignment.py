@@ -119,6 +119,14 @@ def _model_handles(a: Alignment, rows: pd.DataFrame) -> list:
     return [Line2D([], [], color=a.colors[m], marker="o", label=m) for m in a.models if (rows["model"] == m).any()]
 
 
+def _title_and_legend(fig, a: Alignment, rows: pd.DataFrame, human_label: str, title: str) -> None:
+    """A paper-track figure's title, and its legend below: the models in ``rows``, then the
+    human reference (black line, grey band) as ``human_label``."""
+    handles = _model_handles(a, rows) + [Line2D([], [], color="black", lw=1.3, label=human_label)]
+    fig.suptitle(title, fontsize=10.5)
+    _legend_below(fig, handles, 3)
+
+
 # ----------------------------------------------------------------------------- synthetic track
 def ood_synthetic(a: Alignment) -> list[plotting.Drawn]:
     """Accuracy on every SynthScenes OOD dataset (mean over its levels) against sparsity."""
@@ -468,10 +476,8 @@ def ood_paper(a: Alignment) -> list[plotting.Drawn]:
         return []
     per = _per_dataset(rows)
     fig, _ = _paper_panels(a, per, "accuracy", "accuracy", (0, 1.02))
-    handles = _model_handles(a, per) + [Line2D([], [], color="black", lw=1.3,
-                                               label="humans (mean of observers; band: range)")]
-    fig.suptitle(f"Accuracy on the 17 model-vs-human datasets · paper track · profile {a.profile}", fontsize=10.5)
-    _legend_below(fig, handles, 3)
+    _title_and_legend(fig, a, per, "humans (mean of observers; band: range)",
+                      f"Accuracy on the 17 model-vs-human datasets · paper track · profile {a.profile}")
     missing = [d for d in mvh.DATASETS if a.humans.value(d, "accuracy") is None]
     return [a.drawn(fig, "alignment-ood-paper",
         f"Accuracy on each of model-vs-human's 17 OOD datasets against sparsity, one panel per dataset, one "
@@ -509,10 +515,8 @@ def rotation_paper(a: Alignment) -> list[plotting.Drawn]:
         ax.set_title(f"rotated {angle}°", fontsize=9.5)
     axes[0, 0].set_ylabel("accuracy")
     archs = sorted(rows["arch"].str.split("/").str[-1].unique())
-    handles = _model_handles(a, rows) + [Line2D([], [], color="black", lw=1.3,
-                                                label="humans (mean; band: observers' range)")]
-    fig.suptitle(f"ResNet-18 vs ResNet-50 on rotated images · paper track · profile {a.profile}", fontsize=10.5)
-    _legend_below(fig, handles, 3)
+    _title_and_legend(fig, a, rows, "humans (mean; band: observers' range)",
+                      f"ResNet-18 vs ResNet-50 on rotated images · paper track · profile {a.profile}")
     absent = [x for x in ROTATION_ARCHS if x not in archs]
     return [a.drawn(fig, "alignment-rotation-paper",
         f"Accuracy of {' and '.join(archs)} on model-vs-human's rotation dataset, one panel per angle "
@@ -534,10 +538,8 @@ def error_consistency_paper(a: Alignment) -> list[plotting.Drawn]:
     fig, axes = _paper_panels(a, per, "error consistency (κ)", "error_consistency")
     for ax in axes.flat:
         ax.axhline(0, color="0.5", lw=0.8, ls=":")
-    handles = _model_handles(a, per) + [Line2D([], [], color="black", lw=1.3,
-                                               label="human vs. human (mean over pairs; band: range)")]
-    fig.suptitle(f"Error consistency with the observers · paper track · profile {a.profile}", fontsize=10.5)
-    _legend_below(fig, handles, 3)
+    _title_and_legend(fig, a, per, "human vs. human (mean over pairs; band: range)",
+                      f"Error consistency with the observers · paper track · profile {a.profile}")
     return [a.drawn(fig, "alignment-error-consistency-paper",
         f"Error consistency (Cohen's κ beyond chance, Geirhos et al. 2020) of each model with the human "
         f"observers against sparsity, one panel per model-vs-human dataset: per observer the mean over the "
