@@ -146,19 +146,17 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     if meta is not None and len(meta) != n_items:
         raise ValueError(f"meta: {len(meta)} rows for a dataset of {n_items} items; expected one row per item")
 
-    def decision_scores(x):
-        out = model(x)
-        s = to_scores(out[0] if isinstance(out, (list, tuple)) else out)
-        if s.ndim != 2 or s.shape[0] != x.shape[0]:
-            raise ValueError(f"mapping returned shape {tuple(s.shape)} for a batch of {x.shape[0]}; "
-                             f"expected (B, K)")
-        return s
-
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     # the one inference path of every study (float32: no autocast, so decisions near a tie
-    # do not depend on the device)
-    scores = (extract(model, loader, decision_scores, device=dev, amp=False, progress=progress,
-                      desc="model decisions") if n_items else torch.zeros(0, len(categories or [])))
+    # do not depend on the device); the logits first, then the mapping on the CPU, so that a CNN
+    # takes extract's BatchNorm-folded logits path
+    if n_items:
+        logits = extract(model, loader, device=dev, amp=False, progress=progress, desc="model decisions")
+        scores = to_scores(logits[0] if isinstance(logits, (list, tuple)) else logits)
+        if scores.ndim != 2 or scores.shape[0] != n_items:
+            raise ValueError(f"mapping returned shape {tuple(scores.shape)} for {n_items} images; expected (N, K)")
+    else:
+        scores = torch.zeros(0, len(categories or []))
     k = scores.shape[1]
     if categories is None:
         categories = [str(i) for i in range(k)]
