@@ -428,3 +428,22 @@ def test_errors(zoo):
         A.attribute("gradient", cnn, x[0])
     with pytest.raises(ValueError, match="batch_size"):
         A.attribute("gradient", cnn, x, batch_size=0)
+
+
+@pytest.mark.parametrize("name", ["sv_resnet_s", "tv_mobilenet_v2", "tv_resnet18"])
+def test_cnn_gradcam_matches_captum(zoo, name):
+    """The CNN Grad-CAM is computed without captum; captum's LayerGradCam is the reference."""
+    from captum.attr import LayerGradCam
+
+    model, _ = zoo[name]
+    model.eval()
+    hw = (128, 96)                                 # a 4 x 3 grid at stride 32: maps that vary
+    x = _images(hw, n=4)
+    target = torch.tensor([0, 1, 2, 1])
+    layer = models.surface(model).last_stage
+    with torch.enable_grad():
+        cam = LayerGradCam(model, layer).attribute(x.clone().requires_grad_(True), target=target,
+                                                   relu_attributions=True)[:, 0]
+    expected = A.minmax(A.upsample(cam.detach(), hw))
+    assert expected.flatten(1).amax(1).gt(0).sum() >= 2     # not a case of all-zero maps
+    torch.testing.assert_close(A.attribute("gradcam", model, x, target=target), expected, atol=1e-5, rtol=1e-4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from captum.attr import GuidedBackprop, GuidedGradCam, LayerGradCam
+from captum.attr import GuidedBackprop, GuidedGradCam
 from torch import nn
 
 from .base import Attribution, _leaf, channel_energy, check_choice, minmax, upsample
@@ -36,7 +36,8 @@ def activation_and_grad(model: nn.Module, module: nn.Module, x: torch.Tensor,
 class GradCam(Attribution):
     """Grad-CAM (Selvaraju et al. 2017), paper method.
 
-    cnn: captum ``LayerGradCam`` on ``surface.last_stage`` with ReLU: channel weights = the
+    cnn: on ``surface.last_stage`` (captum ``LayerGradCam``'s rule, computed here without its
+    hooks and copies; the tests check it against captum): channel weights = the
     target logit's gradient averaged over the grid, cam = relu(sum_c w_c A_c).
     swin: the same computed here on the channels-last output of the last stage.
     vit: the same on tokens, computed here: the prefix (CLS) tokens are dropped, weights = the
@@ -76,10 +77,9 @@ class GradCam(Attribution):
         """The grid-level CAM (b, h, w) >= 0, before upsampling and normalisation."""
         surf = self.surface
         if surf.kind == "cnn":
-            with torch.enable_grad():
-                cam = LayerGradCam(self.model, surf.last_stage).attribute(
-                    _leaf(x), target=target, relu_attributions=True)
-            return cam[:, 0]
+            act, grad = activation_and_grad(self.model, surf.last_stage, x, target)  # (b, C, h, w)
+            weights = grad.mean(dim=(2, 3))
+            return torch.relu((act * weights[:, :, None, None]).sum(dim=1))
         if surf.kind == "swin":
             act, grad = activation_and_grad(self.model, surf.last_stage, x, target)  # (b, h, w, C)
             weights = grad.mean(dim=(1, 2))
