@@ -31,10 +31,17 @@ _TEMP_NAME = re.compile(r"^\..+\.(?:(?P<pid>\d+)\.[0-9a-f]{16}|[A-Za-z0-9_]{8})\
 _STARTED = time.time()   # this module's import: no later than this process's first write
 
 
+def temp_path(path: str | os.PathLike) -> Path:
+    """A temporary name beside ``path`` that :func:`remove_stale_temp_files` recognises (for
+    writers that cannot go through :func:`atomic_write_bytes`, e.g. papermill)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+
+
 def _open_temp(path: Path) -> tuple[int, Path]:
     """Create a fresh temporary file beside ``path``; the kernel applies the umask to 0666."""
     while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        tmp = temp_path(path)
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                            0o666), tmp

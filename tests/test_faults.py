@@ -50,9 +50,14 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     os.utime(legacy, (time.time() - 3600, time.time() - 3600))
     other = tmp_path / "notes.part"                                    # not one of ours
     other.write_text("keep")
+    running = fileio.temp_path(tmp_path / "pruning.ipynb")             # papermill's output, ours
+    running.write_text("{}")
     assert sorted(fileio.remove_stale_temp_files(tmp_path)) == sorted([dead, legacy])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [alive.name, other.name, "results.csv"])
+        [alive.name, other.name, running.name, "results.csv"])
+    dead_running = tmp_path / running.name.replace(f".{os.getpid()}.", f".{_dead_pid()}.")
+    running.rename(dead_running)                                       # its writer killed
+    assert fileio.remove_stale_temp_files(tmp_path) == [dead_running]
     assert fileio.remove_stale_temp_files(tmp_path / "missing") == []
 
 
@@ -241,6 +246,6 @@ def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_fac
         return [p for p in pages if (site / p).read_text(encoding="utf-8").rstrip().endswith("</html>")]
 
     assert complete(html) == complete(ref_html) and len(complete(html)) > len(book.CHAPTERS)
-    leftovers = [p for base in (root, store) for pat in ("**/*.part", "**/.*.running.ipynb", "**/*.failed.ipynb")
+    leftovers = [p for base in (root, store) for pat in ("**/*.part", "**/*.failed.ipynb")
                  for p in base.glob(pat)]
     assert not leftovers

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from sparsevis import provenance
-from sparsevis.fileio import atomic_write_text, sha256_file, stable_hash
+from sparsevis.fileio import atomic_write_text, remove_stale_temp_files, sha256_file, stable_hash, temp_path
 from sparsevis.runtime import cpu_cores, run_parallel
 
 from .chapters import CHAPTERS, GENERATED, NOTEBOOKS, BookError, Chapter, _log
@@ -118,7 +118,7 @@ def _run_chapter(tag: str, src: Path, gen: Path, params: dict, key: str, inputs:
     atomically and carrying its cache key, only when every cell has run."""
     _log(f"{tag}: executing with {json.dumps({k: v for k, v in params.items() if k != 'result_dirs'})}")
     t = time.time()
-    tmp = gen / f".{src.stem}.running.ipynb"
+    tmp = temp_path(gen / f"{src.stem}.ipynb")   # a killed build's is removed by the next one
     _execute(src, tmp, params, gen, progress)
     nb = json.loads(tmp.read_text(encoding="utf-8"))
     nb.setdefault("metadata", {})["sparsevis"] = {"cache_key": key, "inputs": inputs, "profile": profile}
@@ -137,6 +137,7 @@ def execute_notebooks(profile: str, device: str, result_dirs: dict, root: Path,
     kernel each; default: one per core)."""
     gen = root / GENERATED
     (gen / "figures").mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(gen)   # notebooks a killed build was executing
     env_before = {k: os.environ.get(k) for k in ("SPARSEVIS_RUNS_DIR", "SPARSEVIS_FIGURES_DIR", "TQDM_DISABLE")}
     os.environ["SPARSEVIS_RUNS_DIR"] = str(_runs_root().resolve())
     os.environ["SPARSEVIS_FIGURES_DIR"] = str((gen / "figures").resolve())
