@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 from sparsevis import provenance
@@ -96,9 +97,11 @@ def _execute(src: Path, out: Path, params: dict, cwd: Path, progress: bool) -> N
 
     for attempt in (1, 2):
         try:
-            pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(cwd),
-                                kernel_name="python3", progress_bar=progress, log_output=False,
-                                request_save_on_cell_execute=False, execution_timeout=CELL_TIMEOUT)
+            with warnings.catch_warnings():   # the output is a temp file (.part), by design
+                warnings.filterwarnings("ignore", message=r"The specified file .* does not end in")
+                pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(cwd),
+                                    kernel_name="python3", progress_bar=progress, log_output=False,
+                                    request_save_on_cell_execute=False, execution_timeout=CELL_TIMEOUT)
             return
         except (CellTimeoutError, DeadKernelError, TimeoutError) as e:
             if attempt == 2:
