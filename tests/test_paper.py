@@ -2,6 +2,7 @@
 the runner, and the plan with its GPU-hour estimate."""
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,12 @@ def test_prune_run_on_the_paper_track(imagenet, monkeypatch, tmp_path):
     meta = prune.read(ckpts[1])["meta"]
     assert meta["eval_dataset"] == "imagenet-val" and meta["accuracy_n"] == 6
     assert meta["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    # what trained it: the precision, and the data pipeline (a hand-made config: the protocol's)
+    assert meta["train_precision"] == "fp32"
+    protocol = {"train_crop_size": 224, "val_resize_size": 256, "val_crop_size": 224, "interpolation": "bilinear",
+                "auto_augment": None, "random_erase": 0.0, "ra_sampler": False, "ra_reps": 3, "sampler": "shuffle"}
+    assert meta["data_pipeline"] == protocol
+    assert json.loads((out / "config.json").read_text())["data_pipeline"] == protocol
     assert runner.run_prune(run, device="cpu", store=tmp_path / "runs") == out  # cached
 
 
