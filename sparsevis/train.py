@@ -122,14 +122,19 @@ class LoaderData:
         return len(self.dataset)
 
     @property
+    def repeated(self) -> bool:
+        """Whether training epochs repeat their images (``ra_reps`` > 1 on several processes)."""
+        return self.ra_reps > 1 and _dist()[1] > 1
+
+    @property
     def sampler_name(self) -> str:
-        """The training sampler on this process group: "shuffle" or "repeated-augmentation xN"."""
-        return f"repeated-augmentation x{self.ra_reps}" if self.ra_reps > 1 and _dist()[1] > 1 else "shuffle"
+        """The training sampler on this process group, as a run records it."""
+        return f"repeated-augmentation x{self.ra_reps}" if self.repeated else "shuffle"
 
     def sampler(self, epoch: int, seed: int):
         """The training sampler of this rank for ``epoch``."""
         rank, world = _dist()
-        if self.sampler_name != "shuffle":
+        if self.repeated:
             sampler = RepeatedAugmentationSampler(len(self.dataset), world, rank, self.ra_reps, seed=seed)
         else:
             sampler = torch.utils.data.DistributedSampler(self.dataset, world, rank, shuffle=True, seed=seed)
