@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from sparsevis import book, distributed, plan, selfcheck, studies
@@ -67,7 +68,19 @@ def cmd_book(args) -> None:
 
 def cmd_plan(args) -> None:
     print(plan.plan(get_profile(args.profile), gpu=args.gpu, gpus=args.gpus,
-                     cores_per_gpu=args.cores_per_gpu))
+                     cores_per_gpu=args.cores_per_gpu, decode_images_per_s=args.decode_rate))
+
+
+def _images_per_s(text: str) -> float:
+    """A measured rate in images/s: a finite number > 0 (argparse names the flag on an error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate; expected images/s per core, a number > 0 "
+                                         "(e.g. 180)")
+    return value
 
 
 def cmd_import_checkpoints(args) -> None:
@@ -147,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=int, default=8, help="GPUs for the wall-clock estimate (default 8)")
     p.add_argument("--cores-per-gpu", type=int, default=12,
                    help="CPU cores feeding each GPU's data loader (default 12)")
+    p.add_argument("--decode-rate", type=_images_per_s, metavar="IMAGES_PER_S",
+                   help="your measured JPEG decode + augmentation rate of one CPU core (one DataLoader "
+                        f"worker), images/s (default: an assumed {plan.DECODE_IMAGES_PER_S_PER_WORKER})")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("import-checkpoints", help="register a folder of state dicts (one per sparsity) as a series")
     p.add_argument("directory", help="folder of .pt/.pth state dicts (torchvision/timm format, or sparsevis checkpoints)")

@@ -9,17 +9,21 @@ Throughput figures (estimates)
     in huggingface/pytorch-image-models: one RTX 3090, AMP, channels-last, PyTorch 1.12),
     multiplied by an *assumed* speed-up for the GPU named (A100 2.2x, H100 3.5x a 3090). The
     speed-ups are not measured here; they are round figures in line with public ResNet-50 AMP
-    training rates (about 1,200 images/s on a 3090, 2,500-3,000 on an A100). The estimate
+    training rates (about 1,200 images/s on a 3090, 2,500-3,000 on an A100). The tables' rates
+    are at 224 px; a recipe that trains or evaluates on larger crops (Swin-V2-T: 256 px) is
+    taken to cost the GPU in proportion to its pixels (the studies run at 224 px). The estimate
     assumes ideal scaling over GPUs.
 
 Data loading
     Each GPU process decodes with :func:`sparsevis.features.loader_workers` workers (what the
-    loader really starts: ``min(8, cores_per_gpu - 1)``), each at an assumed
-    ``decode_images_per_s`` (default :data:`DECODE_IMAGES_PER_S_PER_WORKER`, PIL decode of an
-    ImageNet JPEG + RandomResizedCrop on one core). A run's rate is the smaller of the GPU's
-    and the loader's; the plan says which of the two assumptions decides each run's estimate.
-    Measure your own GPU with :func:`measure_train_throughput` and pass the figures to
-    :func:`plan` as ``throughput=``.
+    loader really starts: ``min(8, cores_per_gpu - 1)``), each at ``decode_images_per_s``
+    (``plan --decode-rate``: your measured figure; default the assumed
+    :data:`DECODE_IMAGES_PER_S_PER_WORKER`, PIL decode of an ImageNet JPEG + RandomResizedCrop
+    on one core), divided for the recipes with heavier augmentation by their measured
+    :data:`AUGMENT_COST`. A run's rate is the smaller of the GPU's and the loader's; the plan
+    says which of the two assumptions decides each run's estimate and the total.
+    Measure your own GPU with :func:`measure_train_throughput` (at the recipe's crop size:
+    ``image_size=256`` for Swin-V2-T) and pass the figures to :func:`plan` as ``throughput=``.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsevis import features, models, tracks
+from sparsevis import features, models, recipes, tracks
 from sparsevis.runtime import resolve_device
 from sparsevis.tracks import paper as paper_track
 
@@ -51,8 +55,14 @@ ARCH_ALIASES = {  # timm names -> the keys above
 # measure_train_throughput).
 GPU_SPEEDUP = {"rtx3090": 1.0, "a100": 2.2, "h100": 3.5}
 # Assumed JPEG decode + augmentation rate of one DataLoader worker (one core; PIL, ImageNet-sized
-# images): not measured here, pass decode_images_per_s= with your own figure.
+# images, the protocol's RandomResizedCrop 224 + flip): not measured here, pass
+# decode_images_per_s= (plan --decode-rate) with your own figure.
 DECODE_IMAGES_PER_S_PER_WORKER = 200
+# A recipe's training transform per image relative to the protocol's: ViT-B/32's AutoAugment,
+# Swin-V2-T's TrivialAugmentWide + random erasing at 256 px bicubic. Measured here (one thread,
+# PIL, 100 JPEGs of 375-640 px, 5 interleaved rounds on a loaded 2-core CPU: 1.2-1.4x and
+# 1.8-2.0x); the decode rate is divided by it.
+AUGMENT_COST = {"vit_b_32": 1.3, "swin_v2_t": 1.9}
 
 # Study stages, per checkpoint, in units of one 224 px forward pass (a forward+backward counts 3).
 #  interpretability: n_images VOC2012 images x (Grad-CAM 1 + Guided Grad-CAM 2 + IG inside
@@ -182,19 +192,22 @@ def _recipe(run) -> str:
     return getattr(cfg, "recipe", None) or "custom"
 
 
-def loader_rate(cores_per_gpu: int, decode_images_per_s: float = DECODE_IMAGES_PER_S_PER_WORKER) -> float:
-    """Images/s one GPU process's DataLoader decodes: its workers times the per-worker rate."""
+def loader_rate(cores_per_gpu: int, decode_images_per_s: float | None = None) -> float:
+    """Images/s one GPU process's DataLoader decodes: its workers times the per-worker rate
+    (None: the assumed :data:`DECODE_IMAGES_PER_S_PER_WORKER`)."""
     if not isinstance(cores_per_gpu, int) or cores_per_gpu < 1:
         raise ValueError(f"cores_per_gpu={cores_per_gpu!r}: expected a positive whole number of CPU cores")
+    if decode_images_per_s is None:
+        decode_images_per_s = DECODE_IMAGES_PER_S_PER_WORKER
     if not decode_images_per_s > 0:
         raise ValueError(f"decode_images_per_s={decode_images_per_s!r}: expected images/s per worker > 0")
     return features.loader_workers(cores_per_gpu) * decode_images_per_s
 
 
 def plan_runs(profile, runs=None, gpu: str = "a100", cores_per_gpu: int = 12,
-              throughput: dict | None = None,
-              decode_images_per_s: float = DECODE_IMAGES_PER_S_PER_WORKER) -> list[RunPlan]:
-    """One :class:`RunPlan` per run of ``profile`` (or the given subset ``runs``)."""
+              throughput: dict | None = None, decode_images_per_s: float | None = None) -> list[RunPlan]:
+    """One :class:`RunPlan` per run of ``profile`` (or the given subset ``runs``);
+    ``decode_images_per_s`` None: the assumed :data:`DECODE_IMAGES_PER_S_PER_WORKER`."""
     if gpu not in GPU_SPEEDUP:
         raise ValueError(f"gpu={gpu!r}; expected one of {tuple(GPU_SPEEDUP)}")
     speed = GPU_SPEEDUP[gpu]
@@ -208,13 +221,17 @@ def plan_runs(profile, runs=None, gpu: str = "a100", cores_per_gpu: int = 12,
                        checkpoints, max(run.sparsities), dense, per, total, n_train, total * n_train,
                        checkpoints * n_eval, recipe=_recipe(run))
         key = arch_key(run.arch)
-        gpu_train = (throughput or {}).get(key) or TRAIN_IMAGES_PER_S.get(key, 0) * speed
+        pipe = recipes.data_recipe(run.train, run.retrain)
+        # the tables are at 224 px; a recipe's larger crops cost the GPU in proportion to their pixels
+        train_px, eval_px = ((pipe.train_crop_size / 224) ** 2, (pipe.val_crop_size / 224) ** 2)
+        gpu_train = (throughput or {}).get(key) or TRAIN_IMAGES_PER_S.get(key, 0) * speed / train_px
         if tracks.get(run.track).expensive_training and gpu_train:
-            gpu_infer = INFER_IMAGES_PER_S.get(key, 0) * speed or 3 * gpu_train
-            plan.gpu_images_per_s, plan.loader_images_per_s = gpu_train, loader_ips
-            plan.train_images_per_s = min(gpu_train, loader_ips)
-            plan.loader_bound = loader_ips < gpu_train
-            eval_ips = min(gpu_infer, loader_ips)
+            gpu_infer = INFER_IMAGES_PER_S.get(key, 0) * speed or 3 * gpu_train   # at 224 px: the studies
+            train_loader = loader_ips / AUGMENT_COST.get(plan.recipe, 1.0)
+            plan.gpu_images_per_s, plan.loader_images_per_s = gpu_train, train_loader
+            plan.train_images_per_s = min(gpu_train, train_loader)
+            plan.loader_bound = train_loader < gpu_train
+            eval_ips = min(gpu_infer / eval_px, loader_ips)
             plan.gpu_hours_prune = (plan.images_trained / plan.train_images_per_s
                                     + plan.images_evaluated / eval_ips) / 3600
             forwards, decoded, _ = _study_work(profile)
@@ -236,24 +253,40 @@ def _fmt_h(h: float | None) -> str:
     return f"{h:,.0f}" if h >= 10 else f"{h:.1f}"
 
 
-def _dominant(plans: list[RunPlan], runs) -> str:
-    """Which assumption sets the prune stage's estimate: GPU compute or decoding."""
+def _assumptions(gpu: str, throughput: dict | None, decode_images_per_s: float | None) -> tuple[str, str]:
+    """Where the GPU rates and the decode rate of the estimate come from, in words."""
+    measured = sorted(k for k, v in (throughput or {}).items() if v)
+    table = f"{REFERENCE_GPU} times an assumed {GPU_SPEEDUP[gpu]}x for {gpu.upper()}"
+    gpu_src = (f"measured for {', '.join(measured)} (throughput=), else taken from {table}" if measured
+               else f"taken from {table}")
+    if decode_images_per_s is None:
+        decode_src = (f"an assumed {DECODE_IMAGES_PER_S_PER_WORKER:g} images/s per core (PIL decode + crop; "
+                      "state your measured rate with --decode-rate)")
+    else:
+        decode_src = f"a stated {decode_images_per_s:g} images/s per core (--decode-rate)"
+    return gpu_src, decode_src
+
+
+def _dominant(plans: list[RunPlan], gpu_src: str, decode_src: str) -> str:
+    """Which assumption sets the prune stage's estimate: the GPU rates or the decode rate."""
     loader_h = sum(p.gpu_hours_prune for p in plans if p.loader_bound)
     total_h = sum(p.gpu_hours_prune for p in plans)
     bound = [p.label for p in plans if p.loader_bound]
+    gpu_note = f"the estimate rests on the GPU throughput, {gpu_src}"
     if not bound:
-        return ("GPU compute dominates: every run's GPU rate is below what the loader decodes, so the "
-                "estimate scales with the assumed GPU throughput ('L' would mark a run limited by decoding).")
-    which = "Decoding dominates" if loader_h > total_h / 2 else "GPU compute dominates"
+        return (f"GPU compute dominates: every run's GPU rate is below what the loader decodes, so {gpu_note}, "
+                "and the decode rate does not matter ('L' would mark a run limited by decoding).")
+    decoding = loader_h > total_h / 2
+    which = "Decoding dominates" if decoding else "GPU compute dominates"
+    rests = f"the estimate rests on the decode rate, {decode_src}" if decoding else gpu_note
     return (f"{which}: {len(bound)} of {len(plans)} runs ({', '.join(bound)}; {loader_h / total_h:.0%} of the "
             "prune-stage GPU-hours) are limited by decoding, marked 'L': their estimate scales with the "
             "decode rate and the cores per GPU, not the GPU (more cores, Pillow-SIMD or DALI would speed "
-            "them up).")
+            f"them up); {rests}.")
 
 
 def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: int = 12,
-         throughput: dict | None = None,
-         decode_images_per_s: float = DECODE_IMAGES_PER_S_PER_WORKER) -> str:
+         throughput: dict | None = None, decode_images_per_s: float | None = None) -> str:
     """The planned work of ``profile`` (or of ``runs``, a subset of it) and its estimated cost.
 
     Per run: architecture, pruning method, checkpoints (dense + pruning iterations), final
@@ -262,8 +295,10 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
     the three studies on one ``gpu`` ("a100", "h100" or "rtx3090") fed by ``cores_per_gpu`` CPU
     cores; wall-clock is given for ``gpus`` GPUs with ideal scaling. ``throughput``
     ({arch: training images/s on that GPU}, e.g. from :func:`measure_train_throughput`)
-    replaces the table's figures; ``decode_images_per_s`` is the assumed decode rate of one
-    DataLoader worker (see the module docstring).
+    replaces the table's figures; ``decode_images_per_s`` is the decode rate of one DataLoader
+    worker (one core) you measured (None: the assumed :data:`DECODE_IMAGES_PER_S_PER_WORKER`;
+    see the module docstring). The output says which of the two assumptions, the GPU rates or
+    the decode rate, the estimate rests on.
     """
     if not isinstance(gpus, int) or gpus < 1:
         raise ValueError(f"gpus={gpus!r}: expected a whole number of GPUs, at least 1")
@@ -291,6 +326,11 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
     paper = [p for p in plans if p.gpu_hours_prune is not None]
     unknown = sorted({p.arch for p, r in zip(plans, all_runs) if tracks.get(r.track).expensive_training and p.gpu_hours_prune is None})
     if paper:
+        gpu_src, decode_src = _assumptions(gpu, throughput, decode_images_per_s)
+        loader_ips = loader_rate(cores_per_gpu, decode_images_per_s)
+        costly = sorted({p.recipe for p in paper if p.recipe in AUGMENT_COST})
+        heavier = ("; the augmentation of recipe " + ", ".join(f"{r} costs {AUGMENT_COST[r]}x" for r in costly)
+                   + " as much per image (measured on a CPU here)") if costly else ""
         prune_h = sum(p.gpu_hours_prune for p in paper)
         studies_h = sum(p.gpu_hours_studies for p in paper)
         epochs = sum(p.images_trained for p in paper) / paper_track.IMAGENET_TRAIN_IMAGES
@@ -301,12 +341,11 @@ def plan(profile, runs=None, gpu: str = "a100", gpus: int = 8, cores_per_gpu: in
             f"{cores_per_gpu} CPU cores: about {wall:,.0f} hours ({wall / 24:,.1f} days) on {gpus} GPUs "
             "with ideal scaling.",
             "",
-            f"This is an estimate, not a measurement: GPU throughput from {REFERENCE_GPU} times an assumed "
-            f"{GPU_SPEEDUP[gpu]}x for {gpu.upper()}; data loading by {features.loader_workers(cores_per_gpu)} "
-            f"DataLoader workers per GPU (the loader's cap, min({features.MAX_WORKERS}, cores per GPU - 1)) "
-            f"at an assumed {decode_images_per_s:g} images/s each (PIL decode + crop): "
-            f"{paper[0].loader_images_per_s:,.0f} images/s per GPU.",
-            _dominant(paper, all_runs),
+            f"This is an estimate, not a measurement: GPU throughput {gpu_src}; data loading by "
+            f"{features.loader_workers(cores_per_gpu)} DataLoader workers per GPU (the loader's cap, "
+            f"min({features.MAX_WORKERS}, cores per GPU - 1)), each at {decode_src}: "
+            f"{loader_ips:,.0f} images/s per GPU with the protocol's RandomResizedCrop + flip{heavier}.",
+            _dominant(paper, gpu_src, decode_src),
             "Calibrate: sparsevis.plan.measure_train_throughput('torchvision/resnet50') on your GPU, "
             "then plan(profile, throughput={'resnet50': <images/s>}).",
         ]

@@ -16,9 +16,11 @@ is the global batch (:func:`sparsevis.train.train` divides it among the processe
   random erasing 0.25, bicubic, 256 px crops (train and eval, resize 256), sampler repeats 4.
 
 EMA in every recipe that uses it: torchvision's defaults, decay 0.99998 every 32 steps.
-The data-side settings (:attr:`Recipe.data`) are recorded with the recipe but not yet applied:
-the paper track's loader does RandomResizedCrop 224 + flip for every recipe (protocol.md).
-:func:`sparsevis.train.train` carries out everything in :meth:`Recipe.train_config`.
+:func:`sparsevis.train.train` carries out everything in :meth:`Recipe.train_config`; the paper
+track's ImageNet loader carries out :attr:`Recipe.data` (a :class:`DataRecipe`: crop sizes,
+interpolation, auto-augment policy, random erasing, the repeated-augmentation sampler under
+DDP). ``paper-sgd`` keeps the protocol's RandomResizedCrop 224 + flip, evaluation resize 256 +
+centre-crop 224 (protocol.md), which are also the defaults of a hand-made config.
 
 :class:`TrainConfig` (re-exported by :mod:`sparsevis.config`) lives here so that the profiles
 can be built from the recipes without an import cycle.
@@ -27,11 +29,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from sparsevis.data import transforms
 from sparsevis.precision import PRECISIONS
 
 SOURCE = "https://github.com/pytorch/vision/blob/main/references/classification/README.md"
 
-__all__ = ["SOURCE", "TrainConfig", "RecipeConfig", "Recipe", "RECIPES", "get", "for_arch"]
+__all__ = ["SOURCE", "TrainConfig", "RecipeConfig", "DataRecipe", "Recipe", "RECIPES", "get", "for_arch",
+           "data_recipe"]
 
 
 @dataclass(frozen=True)
@@ -99,11 +103,55 @@ class RecipeConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
+class DataRecipe:
+    """The data side of a recipe, with the names and defaults of torchvision's reference
+    arguments (``--train-crop-size`` ...): the defaults are the protocol's pipeline.
+
+    Training: RandomResizedCrop(``train_crop_size``) + horizontal flip + the ``auto_augment``
+    policy (AutoAugment's "imagenet"/"cifar10"/"svhn", or "ta_wide": TrivialAugmentWide) +
+    normalisation + RandomErasing(``random_erase``); evaluation: resize the short side to
+    ``val_resize_size`` + centre-crop ``val_crop_size``; every resampling with
+    ``interpolation``. ``ra_sampler``: under DDP each epoch repeats each image ``ra_reps`` times
+    across the processes (:class:`sparsevis.data.sampler.RepeatedAugmentationSampler`); one
+    process shuffles plainly, as the reference does.
+    """
+
+    train_crop_size: int = 224
+    val_resize_size: int = 256
+    val_crop_size: int = 224
+    interpolation: str = "bilinear"
+    auto_augment: str | None = None
+    random_erase: float = 0.0
+    ra_sampler: bool = False
+    ra_reps: int = 3
+
+    def __post_init__(self):
+        for name in ("train_crop_size", "val_resize_size", "val_crop_size", "ra_reps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DataRecipe: {name}={value!r}; expected a positive whole number")
+        if self.val_crop_size > self.val_resize_size:
+            raise ValueError(f"DataRecipe: val_crop_size={self.val_crop_size} is larger than "
+                             f"val_resize_size={self.val_resize_size}; expected a crop inside the resized image")
+        try:
+            transforms.check_options(self.interpolation, self.auto_augment, self.random_erase)
+        except ValueError as e:
+            raise ValueError(f"DataRecipe: {e}") from None
+
+    def train_transform(self):
+        return transforms.train_transform(self.train_crop_size, self.interpolation, self.auto_augment,
+                                          self.random_erase)
+
+    def eval_transform(self):
+        return transforms.eval_transform(self.val_resize_size, self.val_crop_size, self.interpolation)
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     archs: tuple[str, ...]                       # torchvision names the recipe is for
     train: dict                                  # RecipeConfig fields
-    data: dict = field(default_factory=dict)     # data-pipeline settings (paper track)
+    data: DataRecipe = field(default_factory=DataRecipe)   # the data pipeline (paper track)
     source: str = SOURCE
 
     def train_config(self, **overrides) -> RecipeConfig:
@@ -121,23 +169,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("paper-sgd", ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
            train=dict(epochs=90, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
                       batch_size=32 * 8, schedule="step", step_size=30, gamma=0.1, norm_weight_decay=1e-4),
-           data=dict(train_crop_size=224, val_resize_size=256, val_crop_size=224,
-                     interpolation="bilinear")),
+           data=DataRecipe()),   # the protocol's: RandomResizedCrop 224 + flip, resize 256 + crop 224
     Recipe("vit_b_32", ("vit_b_32",),
            train=dict(epochs=300, lr=0.003, optimizer="adamw", weight_decay=0.3, norm_weight_decay=0.3,
                       batch_size=512 * 8,
                       schedule="cosine", warmup_epochs=30, warmup_decay=0.033, label_smoothing=0.11,
                       mixup_alpha=0.2, cutmix_alpha=1.0, clip_grad_norm=1.0, amp=True, **_EMA),
-           data=dict(auto_augment="imagenet", ra_sampler=True, ra_reps=3, train_crop_size=224,
-                     val_resize_size=256, val_crop_size=224, interpolation="bilinear")),
+           data=DataRecipe(auto_augment="imagenet", ra_sampler=True, ra_reps=3)),
     Recipe("swin_v2_t", ("swin_v2_t", "swin_v2_s", "swin_v2_b"),
            train=dict(epochs=300, lr=0.001, optimizer="adamw", weight_decay=0.05, batch_size=128 * 8,
                       schedule="cosine", lr_min=1e-5, warmup_epochs=20, warmup_decay=0.01,
                       label_smoothing=0.1, mixup_alpha=0.8, cutmix_alpha=1.0, clip_grad_norm=5.0,
                       amp=True, **_EMA),
-           data=dict(auto_augment="ta_wide", random_erase=0.25, ra_sampler=True, ra_reps=4,
-                     train_crop_size=256, val_resize_size=256, val_crop_size=256,
-                     interpolation="bicubic")),
+           data=DataRecipe(auto_augment="ta_wide", random_erase=0.25, ra_sampler=True, ra_reps=4,
+                           train_crop_size=256, val_resize_size=256, val_crop_size=256,
+                           interpolation="bicubic")),
 )}
 
 
@@ -155,3 +201,18 @@ def for_arch(arch: str) -> Recipe:
             return recipe
     raise ValueError(f"no recipe for arch={arch!r}; recipes cover "
                      f"{sorted(a for r in RECIPES.values() for a in r.archs)}")
+
+
+def data_recipe(*configs) -> DataRecipe:
+    """The data pipeline of a run trained with ``configs`` (its ``train`` and ``retrain``; None
+    where it has none): their recipe's, the default :class:`DataRecipe` for hand-made configs.
+    ValueError when two configs ask for different pipelines (one run has one training set)."""
+    found = {}
+    for cfg in configs:
+        if cfg is not None:
+            name = getattr(cfg, "recipe", None)
+            found[name] = get(name).data if name else DataRecipe()
+    if len(set(found.values())) > 1:
+        raise ValueError("the training configs ask for different data pipelines ("
+                         + "; ".join(f"recipe {n}: {d}" for n, d in found.items()) + "); expected one per run")
+    return next(iter(found.values()), DataRecipe())

@@ -2,6 +2,27 @@
 
 Every stage writes its rows with :func:`write` (atomic CSV); notebooks and the book read them
 back with :func:`read` and never compute a number the stages did not.
+
+Columns (:data:`COLUMNS`, in every row): ``track``, ``profile``, ``arch``, ``n_params``,
+``prune_method``, ``prunable_set``, ``iteration``, ``sparsity`` (realised, over the prunable
+set), ``sparsity_all``, ``seed``, ``study``, ``dataset``, ``method``, ``metric``, ``value``,
+``n``, ``ci_low``, ``ci_high``, ``run_id``.
+
+Optional columns (:data:`OPTIONAL_COLUMNS`), written where they apply and empty (NaN) in the
+rows they do not; tables written before a column existed lack it:
+
+* ``precision``: the numeric precision the row's value was computed in ("fp32", "bf16",
+  "fp16"): the prune stage's accuracy evaluation and every study run in fp32 without TF32.
+* ``train_precision``: the precision the checkpoint's weights were trained in (the prune
+  stage's rows and every study row of that checkpoint); empty where the weights were not
+  trained here (pretrained weights pruned one-shot, imported checkpoints) or the checkpoint
+  predates the record.
+* ``backbone_stride``: the stride in pixels of the feature map object discovery ran LOST on
+  (a ResNet's 32, or 16 with its last stage dilated; a ViT's patch size).
+
+Which data pipeline trained a checkpoint (crop sizes, augmentation, sampler) is not a column:
+it is the ``data_pipeline`` of each checkpoint's metadata and of its series'
+``prune/<label>-<run_id>/config.json`` in the run store (paper track).
 """
 from __future__ import annotations
 
@@ -17,9 +38,10 @@ from sparsevis.fileio import atomic_write_bytes, atomic_write_text
 COLUMNS = ["track", "profile", "arch", "n_params", "prune_method", "prunable_set", "iteration",
            "sparsity", "sparsity_all", "seed", "study", "dataset", "method", "metric", "value",
            "n", "ci_low", "ci_high", "run_id"]
-# Columns a row has where they apply (kept when present, absent from older tables): the numeric
-# precision the value was computed in, and the feature stride object discovery used.
-OPTIONAL_COLUMNS = ["precision", "backbone_stride"]
+# Columns a row has where they apply (kept when present, absent from older tables; see the
+# module docstring): the precision the value was computed in, the precision the checkpoint was
+# trained in, and the feature stride object discovery used.
+OPTIONAL_COLUMNS = ["precision", "train_precision", "backbone_stride"]
 
 
 def frame(rows: Iterable[dict]) -> pd.DataFrame:

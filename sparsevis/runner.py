@@ -171,7 +171,8 @@ def _train_series(run: PruneRun, out: Path, device, strict: bool) -> Path:
                                                 "resumed_with": version, "data": data.digest,
                                                 "weights": _weights_identity(run), "device": device.type,
                                                 "threads": threads or torch.get_num_threads(),
-                                                "world_size": distributed.world_size()})
+                                                "world_size": distributed.world_size(),
+                                                **({"data_pipeline": data.pipeline} if data.pipeline else {})})
     log.info("prune %s: device %s, world size %d, %d CPU threads", run.label, device, distributed.world_size(),
              threads or torch.get_num_threads())
     distributed.barrier()
@@ -192,7 +193,7 @@ def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, versio
             parent = prune.read(ckpt, expect={"run_id": rid, "arch": run.arch})["sha256"]
             continue
         bar.set_postfix(sparsity=f"{target:.3f}")
-        model = _make_iteration(run, data, k, target, out, device)
+        model, train_precision = _make_iteration(run, data, k, target, out, device)
         distributed.broadcast_buffers(model)   # rank 0's BatchNorm statistics on every rank
         if main:  # rank 0 evaluates the whole test split and writes the checkpoint
             acc, n, lo, hi = _evaluate(model, data, device)
@@ -200,7 +201,9 @@ def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, versio
                         accuracy=acc, accuracy_n=n, accuracy_ci=[lo, hi], eval_dataset=data.dataset,
                         eval_precision=prec.resolve(EVAL_PRECISION, device),
                         parent=parent, seed=run.seed, label=run.label, code_version=version,
-                        data_digest=data.digest, calibration_images=list(data.calibration_ids))
+                        data_digest=data.digest, calibration_images=list(data.calibration_ids),
+                        **({"train_precision": train_precision} if train_precision else {}),
+                        **({"data_pipeline": data.pipeline} if data.pipeline else {}))
             parent = prune.save(model, ckpt, **meta)
             (out / f"iter-{k:02d}.state.pt").unlink(missing_ok=True)
         parent = distributed.broadcast_object(parent)
@@ -212,26 +215,30 @@ def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, versio
 
 
 def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float, out: Path, device):
-    """The model of iteration k: trained dense (k=0), or pruned from iteration k-1 and retrained."""
+    """The model of iteration k: trained dense (k=0), or pruned from iteration k-1 and retrained;
+    with the precision its weights were trained in (None: not trained here, e.g. pretrained
+    weights pruned one-shot, or a parent checkpoint that does not say)."""
     seed_everything(run.seed * 1000 + k)
     state = out / f"iter-{k:02d}.state.pt"
     if run.method in ("imp", "random"):
         if k == 0 and (dense := _shared_dense(run)) is not None:
-            return dense
+            return dense, dense.sparsevis_checkpoint.get("train_precision")
+        precision = None
         if k == 0:
             model = models.create(run.arch, num_classes=data.num_classes, weights=run.weights)
             cfg = run.train
         else:
             model = prune.load(out / f"iter-{k - 1:02d}.pt", expect={"run_id": series_key(run), "arch": run.arch})
+            precision = model.sparsevis_checkpoint.get("train_precision")   # if not retrained
             if run.method == "imp":
                 prune.global_magnitude(model, target, preset=run.preset)
             else:
                 prune.random_prune(model, target, preset=run.preset, seed=run.seed * 1000 + k)
             cfg = run.retrain
         if cfg is not None and cfg.epochs > 0:
-            train(model, data.train, cfg, seed=run.seed * 1000 + k, device=device, state_path=state,
-                  desc=f"{run.label} it{k}")
-        return model
+            precision = train(model, data.train, cfg, seed=run.seed * 1000 + k, device=device, state_path=state,
+                              desc=f"{run.label} it{k}")["precision"]
+        return model, precision
     if run.method in ("oneshot", "oneshot-random"):
         model = models.create(run.arch, weights=run.weights)
         if run.method == "oneshot":
@@ -240,14 +247,14 @@ def _make_iteration(run: PruneRun, data: tracks.TrackData, k: int, target: float
             prune.random_prune(model, target, preset=run.preset, seed=run.seed * 1000 + k)
         if run.bn_recalibration:
             recalibrate_bn(model, data.calibration.split(32), device)
-        return model
+        return model, None
     # snip: prune at initialisation with saliencies from a few training batches, then train
     model = models.create(run.arch, num_classes=data.num_classes, weights=run.weights)
     batches = [b for _, b in zip(range(4), data.train.epoch(0, run.train.batch_size, run.seed))]
     prune.snip(model, batches, target, preset=run.preset, device=device)
-    train(model, data.train, run.train, seed=run.seed, device=device, state_path=state,
-          desc=f"{run.label} snip{target:.2f}")
-    return model
+    result = train(model, data.train, run.train, seed=run.seed, device=device, state_path=state,
+                   desc=f"{run.label} snip{target:.2f}")
+    return model, result["precision"]
 
 
 def _shared_dense(run: PruneRun):
@@ -277,5 +284,6 @@ def _write_results(run: PruneRun, out: Path, rid: str) -> None:
                          dataset=meta["eval_dataset"], method="top-1", metric="accuracy",
                          value=meta["accuracy"], n=meta["accuracy_n"], ci_low=meta["accuracy_ci"][0],
                          ci_high=meta["accuracy_ci"][1], run_id=rid,
-                         precision=meta.get("eval_precision", EVAL_PRECISION)))
+                         precision=meta.get("eval_precision", EVAL_PRECISION),
+                         **({"train_precision": meta["train_precision"]} if "train_precision" in meta else {})))
     results.write(rows, out / "results.csv")

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from sparsevis import distributed, prune
 from sparsevis import precision as prec
 from sparsevis.config import TrainConfig
+from sparsevis.data.sampler import RepeatedAugmentationSampler
 from sparsevis.features import extract, is_cnn
 from sparsevis.fileio import atomic_torch_save
 
@@ -108,21 +109,42 @@ class TensorData:
 @dataclass
 class LoaderData:
     """A map-style dataset served by a DataLoader (paper scale): pinned memory, workers,
-    a distributed sampler whose order depends only on (seed, epoch)."""
+    a distributed sampler whose order depends only on (seed, epoch). ``ra_reps`` > 1: under
+    DDP, repeated augmentation (:class:`sparsevis.data.sampler.RepeatedAugmentationSampler`,
+    each image ``ra_reps`` times across the ranks); one process shuffles plainly, as torchvision's
+    reference does."""
 
     dataset: torch.utils.data.Dataset
     num_workers: int = 8
+    ra_reps: int = 1
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def _loader(self, epoch: int, batch_size: int, seed: int, shuffle: bool):
+    @property
+    def repeated(self) -> bool:
+        """Whether training epochs repeat their images (``ra_reps`` > 1 on several processes)."""
+        return self.ra_reps > 1 and _dist()[1] > 1
+
+    @property
+    def sampler_name(self) -> str:
+        """The training sampler on this process group, as a run records it."""
+        return f"repeated-augmentation x{self.ra_reps}" if self.repeated else "shuffle"
+
+    def sampler(self, epoch: int, seed: int):
+        """The training sampler of this rank for ``epoch``."""
         rank, world = _dist()
-        if shuffle:  # training epochs are sharded over the ranks; evaluation passes are not
-            sampler = torch.utils.data.DistributedSampler(self.dataset, world, rank, shuffle=True, seed=seed)
-            sampler.set_epoch(epoch)
+        if self.repeated:
+            sampler = RepeatedAugmentationSampler(len(self.dataset), world, rank, self.ra_reps, seed=seed)
         else:
-            sampler = torch.utils.data.SequentialSampler(self.dataset)
+            sampler = torch.utils.data.DistributedSampler(self.dataset, world, rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return sampler
+
+    def _loader(self, epoch: int, batch_size: int, seed: int, shuffle: bool):
+        rank, _ = _dist()
+        # training epochs are sharded over the ranks; evaluation passes are not
+        sampler = self.sampler(epoch, seed) if shuffle else torch.utils.data.SequentialSampler(self.dataset)
         # worker seeds (the augmentation) depend only on (seed, epoch, rank): resumable
         gen = torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_009 + rank)
         return torch.utils.data.DataLoader(self.dataset, batch_size, sampler=sampler,
@@ -134,7 +156,7 @@ class LoaderData:
         yield from self._loader(epoch, batch_size, seed, shuffle)
 
     def n_batches(self, batch_size: int) -> int:
-        return math.ceil(len(self) / _dist()[1] / batch_size)
+        return math.ceil(len(self.sampler(0, 0)) / batch_size)
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -2,6 +2,7 @@
 the runner, and the plan with its GPU-hour estimate."""
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,12 @@ def test_prune_run_on_the_paper_track(imagenet, monkeypatch, tmp_path):
     meta = prune.read(ckpts[1])["meta"]
     assert meta["eval_dataset"] == "imagenet-val" and meta["accuracy_n"] == 6
     assert meta["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    # what trained it: the precision, and the data pipeline (a hand-made config: the protocol's)
+    assert meta["train_precision"] == "fp32"
+    protocol = {"train_crop_size": 224, "val_resize_size": 256, "val_crop_size": 224, "interpolation": "bilinear",
+                "auto_augment": None, "random_erase": 0.0, "ra_sampler": False, "ra_reps": 3, "sampler": "shuffle"}
+    assert meta["data_pipeline"] == protocol
+    assert json.loads((out / "config.json").read_text())["data_pipeline"] == protocol
     assert runner.run_prune(run, device="cpu", store=tmp_path / "runs") == out  # cached
 
 
@@ -145,13 +152,61 @@ def test_plan_loader_is_the_loaders_worker_cap_times_the_decode_rate():
     r18 = plan.plan_runs(profile, [profile.runs[0]], cores_per_gpu=64)[0]
     assert r18.loader_bound and r18.train_images_per_s == 1600 and r18.loader_images_per_s == 1600
     text = plan.plan(profile, cores_per_gpu=4, decode_images_per_s=250)
-    assert "3 DataLoader workers per GPU" in text and "250 images/s each" in text and "750 images/s per GPU" in text
+    assert "3 DataLoader workers per GPU" in text and "a stated 250 images/s per core" in text
+    assert "750 images/s per GPU" in text
     assert "Decoding dominates: 4 of 4 runs" in text
     fast = plan.plan(profile, decode_images_per_s=10_000)
     assert "GPU compute dominates: every run's GPU rate" in fast and " L " not in fast
     # one decode-bound run among GPU-bound ones: named, but the GPU dominates the hours
-    mixed = plan.plan(profile, decode_images_per_s=500)   # 4,000 images/s: ResNet-18's 7,660 is above
-    assert "GPU compute dominates: 1 of 4 runs (paper-resnet18-imp-s0;" in mixed
+    # 500/core: 4,000 images/s, ResNet-18's 7,660 is above; ViT-B/32's augmentation (1.3x) brings
+    # its loader to 3,077, below its 3,760
+    mixed = plan.plan(profile, decode_images_per_s=500)
+    assert "GPU compute dominates: 2 of 4 runs (paper-resnet18-imp-s0, paper-vit_b_32-imp-s0;" in mixed
+    assert "the estimate rests on the GPU throughput" in mixed
+
+
+def test_plan_cli_takes_a_measured_decode_rate(capsys):
+    from sparsevis.cli import main
+
+    assert main(["plan", "--profile", "paper", "--decode-rate", "150"]) == 0
+    out = capsys.readouterr().out
+    # 8 workers x 150: 1,200 images/s per GPU, stated, not assumed; decoding dominates and says so
+    assert "a stated 150 images/s per core (--decode-rate): 1,200 images/s per GPU" in out
+    assert "an assumed 200" not in out
+    assert "the estimate rests on the decode rate, a stated 150 images/s per core" in out
+    assert main(["plan", "--profile", "paper"]) == 0
+    assert "an assumed 200 images/s per core" in capsys.readouterr().out
+    for bad in ("0", "-3", "fast", "nan", "inf"):
+        with pytest.raises(SystemExit) as e:
+            main(["plan", "--profile", "paper", "--decode-rate", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --decode-rate: {bad!r} is not a rate; expected images/s per core" in err
+
+
+def test_plan_names_the_gpu_assumption_when_the_gpu_dominates():
+    text = plan.plan(get_profile("paper"), decode_images_per_s=10_000)
+    assert ("GPU compute dominates: every run's GPU rate is below what the loader decodes, so the estimate "
+            "rests on the GPU throughput, taken from RTX 3090") in text
+    measured = plan.plan(get_profile("paper"), decode_images_per_s=10_000, throughput={"resnet50": 3000})
+    assert "rests on the GPU throughput, measured for resnet50 (throughput=), else taken from" in measured
+
+
+def test_plan_follows_each_recipes_data_pipeline():
+    """Swin-V2-T's recipe trains and evaluates on 256 px crops with heavier augmentation: the
+    GPU rate is the table's 224 px rate scaled by the pixels, the decode rate divided by the
+    recipe's augmentation cost; under the literal recipe it is 224 px and the plain crop."""
+    a100 = plan.GPU_SPEEDUP["a100"]
+    swin = {name: next(p for p in plan.plan_runs(get_profile(name)) if p.arch.endswith("swin_v2_t"))
+            for name in ("paper", "paper-sgd")}
+    assert swin["paper"].gpu_images_per_s == pytest.approx(plan.TRAIN_IMAGES_PER_S["swin_v2_t"] * a100
+                                                           * (224 / 256) ** 2)
+    assert swin["paper"].loader_images_per_s == pytest.approx(8 * 200 / plan.AUGMENT_COST["swin_v2_t"])
+    assert swin["paper-sgd"].gpu_images_per_s == pytest.approx(plan.TRAIN_IMAGES_PER_S["swin_v2_t"] * a100)
+    assert swin["paper-sgd"].loader_images_per_s == 8 * 200
+    vit = next(p for p in plan.plan_runs(get_profile("paper")) if p.arch.endswith("vit_b_32"))
+    assert vit.loader_images_per_s == pytest.approx(8 * 200 / plan.AUGMENT_COST["vit_b_32"])
+    assert "recipe swin_v2_t costs 1.9x, vit_b_32 costs 1.3x as much per image" in plan.plan(get_profile("paper"))
 
 
 def test_plan_shows_each_runs_recipe():

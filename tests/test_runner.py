@@ -123,3 +123,37 @@ def test_worker_results_are_reported_as_they_finish():
     run_parallel(time.sleep, [(0.1,), (6,)], jobs=2, on_result=lambda i, _: stamps.append((i, time.monotonic())))
     assert [i for i, _ in stamps] == [0, 1]
     assert stamps[1][1] - stamps[0][1] > 3    # the quick task was logged long before the slow one ended
+
+
+def test_checkpoints_and_rows_record_the_training_precision(tmp_path, monkeypatch):
+    """Each checkpoint says the precision its weights were trained in (fp32 on the CPU); an
+    iteration that is pruned but not retrained keeps its parent's. Checkpoints written before
+    the record load, and their rows leave the column out (no guess)."""
+    from sparsevis import runner
+    from sparsevis.studies.base import base_row
+
+    monkeypatch.setenv("SPARSEVIS_RUNS_DIR", str(tmp_path))
+    run = replace(RUN, iterations=2, retrain=replace(RUN.retrain, epochs=0))   # iterations 1, 2: pruned only
+    out = runner.run_prune(run, device="cpu")
+    metas = [prune.read(c)["meta"] for c in runner.checkpoints(out)]
+    assert [m["train_precision"] for m in metas] == ["fp32"] * 3
+    table = results.read(out / "results.csv")
+    assert table["train_precision"].tolist() == ["fp32"] * 3 and table["precision"].tolist() == ["fp32"] * 3
+    assert base_row(run, "tiny", metas[0], 1, "alignment", "x")["train_precision"] == "fp32"
+
+    # as written before the record existed: no train_precision in any checkpoint
+    for c in runner.checkpoints(out):
+        model = prune.load(c)
+        meta = {k: v for k, v in prune.read(c)["meta"].items() if k != "train_precision"}
+        prune.save(model, c, **meta)
+    (out / "results.csv").unlink()
+    assert runner.find_series(run) == out                # loads them, rewrites the table
+    table = results.read(out / "results.csv")
+    assert "train_precision" not in table.columns and table["precision"].tolist() == ["fp32"] * 3
+    assert "train_precision" not in base_row(run, "tiny", prune.read(runner.checkpoints(out)[0])["meta"], 1,
+                                             "alignment", "x")
+    # an iteration made from an old parent without retraining does not invent a precision
+    for f in ("iter-02.pt", "iter-02.pt.json", "DONE"):
+        (out / f).unlink()
+    runner.run_prune(run, device="cpu")
+    assert "train_precision" not in prune.read(out / "iter-02.pt")["meta"]

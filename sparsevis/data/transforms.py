@@ -1,8 +1,12 @@
-"""ImageNet normalisation and torchvision's ImageNet reference transforms, shared by the readers.
+"""ImageNet normalisation and the ImageNet transforms of torchvision's classification
+reference, shared by the readers.
 
-Training = RandomResizedCrop(224) + horizontal flip; evaluation = resize the short side to 256
-+ centre-crop 224; both then ``ToTensor`` and normalisation with the ImageNet mean/std.
-:func:`to_normalized_tensor` is the same normalisation of a whole image, computed in NumPy.
+Training = RandomResizedCrop + horizontal flip [+ AutoAugment or TrivialAugmentWide] +
+``ToTensor`` + ImageNet mean/std normalisation [+ RandomErasing]; evaluation = resize the short
+side + centre-crop + ``ToTensor`` + normalisation. The defaults (224 px crops, resize 256,
+bilinear, no auto-augment, no erasing) are the protocol's; a recipe's settings come from
+:class:`sparsevis.recipes.DataRecipe`. :func:`to_normalized_tensor` is the same normalisation
+of a whole image, computed in NumPy.
 """
 from __future__ import annotations
 
@@ -20,19 +24,48 @@ def normalize_transform():
     return T.Compose([T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-def train_transform(size: int = 224):
-    """RandomResizedCrop(size) + RandomHorizontalFlip + ToTensor + ImageNet normalisation."""
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+# AutoAugment's policies (torchvision's AutoAugmentPolicy values) and TrivialAugmentWide
+AUTO_AUGMENT = ("imagenet", "cifar10", "svhn", "ta_wide")
+
+
+def check_options(interpolation: str = "bilinear", auto_augment: str | None = None, random_erase: float = 0.0):
+    """ValueError naming the option when one is not what the transforms below take."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation={interpolation!r}; expected one of {INTERPOLATIONS}")
+    if auto_augment is not None and auto_augment not in AUTO_AUGMENT:
+        raise ValueError(f"auto_augment={auto_augment!r}; expected None or one of {AUTO_AUGMENT}")
+    if not 0 <= random_erase <= 1:
+        raise ValueError(f"random_erase={random_erase!r}; expected a probability in [0, 1]")
+
+
+def train_transform(size: int = 224, interpolation: str = "bilinear", auto_augment: str | None = None,
+                    random_erase: float = 0.0):
+    """RandomResizedCrop(size) + RandomHorizontalFlip, then ``auto_augment`` (an AutoAugment
+    policy, "imagenet", "cifar10" or "svhn", or "ta_wide" for TrivialAugmentWide; None: none),
+    ``ToTensor`` + ImageNet normalisation, then RandomErasing with probability
+    ``random_erase`` (0: none). Every resampling uses ``interpolation``."""
     from torchvision import transforms as T
 
-    return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(),
-                      T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    check_options(interpolation, auto_augment, random_erase)
+    mode = T.InterpolationMode(interpolation)
+    steps = [T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip()]
+    if auto_augment == "ta_wide":
+        steps.append(T.TrivialAugmentWide(interpolation=mode))
+    elif auto_augment is not None:
+        steps.append(T.AutoAugment(T.AutoAugmentPolicy(auto_augment), interpolation=mode))
+    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if random_erase > 0:
+        steps.append(T.RandomErasing(p=random_erase))
+    return T.Compose(steps)
 
 
-def eval_transform(resize: int = 256, crop: int = 224):
+def eval_transform(resize: int = 256, crop: int = 224, interpolation: str = "bilinear"):
     """Resize(resize) (short side) + CenterCrop(crop) + ToTensor + ImageNet normalisation."""
     from torchvision import transforms as T
 
-    return T.Compose([T.Resize(resize), T.CenterCrop(crop),
+    check_options(interpolation)
+    return T.Compose([T.Resize(resize, interpolation=T.InterpolationMode(interpolation)), T.CenterCrop(crop),
                       T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 

@@ -8,12 +8,14 @@ from sparsevis.stats import bootstrap_ci
 
 
 def base_row(run, profile: str, meta: dict, n_params: int, study: str, series_id: str) -> dict:
-    """The columns every row of one checkpoint shares."""
+    """The columns every row of one checkpoint shares (``train_precision`` where the checkpoint
+    records the precision its weights were trained in)."""
     return dict(track=run.track, profile=profile, arch=run.arch, n_params=n_params,
                 prune_method=run.method + ("+bnrecal" if run.bn_recalibration else ""),
                 prunable_set=meta.get("preset", run.preset), iteration=meta["iteration"],
                 sparsity=meta.get("sparsity", 0.0), sparsity_all=meta.get("sparsity_all", 0.0),
-                seed=run.seed, study=study, run_id=series_id)
+                seed=run.seed, study=study, run_id=series_id,
+                **({"train_precision": meta["train_precision"]} if meta.get("train_precision") else {}))
 
 
 class Rows:

@@ -31,6 +31,7 @@ class TrackData:
     calibration: torch.Tensor | None = None   # images for BN recalibration
     calibration_ids: tuple[str, ...] = ()
     to_decision: object = None                # logits -> class index
+    pipeline: dict | None = None              # the data pipeline applied, as recorded with the run
 
 
 @dataclass

@@ -2,24 +2,35 @@
 interpretability, VOC07/VOC12 trainval and COCO20k for object discovery, all 17
 model-vs-human datasets for alignment (GPUs).
 
-Training data: ImageNet-1k train (``RandomResizedCrop(224)`` + flip) served by a DataLoader
-with workers and pinned memory, sharded over the ranks under torchrun, and the validation split
-(resize 256, centre-crop 224) for top-1 accuracy, evaluated whole on every rank. A run's
-``data`` may hold ImageNet options (the budget variant's fixed per-class subset); see
+Training data: ImageNet-1k train served by a DataLoader with workers and pinned memory,
+sharded over the ranks under torchrun, and the validation split for top-1 accuracy, evaluated
+whole on every rank. Both go through the data pipeline of the run's recipe
+(:func:`sparsevis.recipes.data_recipe`: the protocol's RandomResizedCrop 224 + flip and resize
+256 + centre-crop 224 for ``paper-sgd`` and hand-made configs; auto-augment, random erasing,
+256 px and bicubic where torchvision's recipe for ViT-B/32 or Swin-V2-T says so; repeated
+augmentation under DDP), recorded as the run's ``data_pipeline`` (:func:`pipeline_record`). A
+run's ``data`` may hold ImageNet options (the budget variant's fixed per-class subset); see
 :func:`data_options`.
+
+The studies do not take the recipe's sizes: every architecture sees the same study images
+(VOC2012 resized to 224 px, LOST at full resolution, model-vs-human's 224 px stimuli, which
+people saw), so that models are compared on one input; Swin-V2's continuous relative
+position bias takes other sizes than the 256 px it trained at. Only ImageNet accuracy, a
+number to compare with the recipe's published one, uses the recipe's evaluation transform.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Subset
 from torchvision.transforms import Normalize, PILToTensor
 
-from sparsevis import features
+from sparsevis import features, recipes
 from sparsevis.data import coco, imagenet, mvh, voc
 from sparsevis.data.paths import data_root, load_rgb
 from sparsevis.fileio import sha256_file, stable_hash
@@ -65,6 +76,19 @@ def _folder(root: str, split: str, per_class: int | None, seed: int, expected_cl
                                    seed=seed, progress=True)
 
 
+def _with_transform(ds: imagenet.ImageNetFolder, transform) -> imagenet.ImageNetFolder:
+    """The same samples (one scan of the folders, cached) through another transform."""
+    view = copy.copy(ds)
+    view.transform = transform
+    return view
+
+
+def pipeline_record(data: recipes.DataRecipe, train: LoaderData) -> dict:
+    """What a run's ImageNet data goes through, as its config and checkpoints record it: the
+    recipe's data settings and the training sampler ``train`` applies on this process group."""
+    return {**asdict(data), "sampler": train.sampler_name}
+
+
 def _digest(ds) -> list:
     """What identifies a split: its class list and sample list (relative paths, labels)."""
     cut = len(str(ds.dir)) + 1  # relative paths "<wnid>/<file>" (string slicing: 1.3 M samples)
@@ -105,7 +129,8 @@ class Paper(Real):
 
     def train_data(self, run, root=None) -> TrackData:
         """ImageNet-1k from ``root`` (default ``$SPARSEVIS_DATA_DIR``, see
-        :mod:`sparsevis.data.paths`). DataLoader workers per process:
+        :mod:`sparsevis.data.paths`) through the data pipeline of the run's recipe (module
+        docstring). DataLoader workers per process:
         :func:`sparsevis.features.default_workers` (at most 8 per GPU; ``$SPARSEVIS_WORKERS``
         overrides; 0 without a GPU)."""
         opts = data_options(run)
@@ -117,11 +142,14 @@ class Paper(Real):
                              "folders; expected the same wnids in both")
         workers = features.default_workers("auto")
         name = "imagenet-val" + (f"[{opts.val_per_class}/class]" if opts.val_per_class else "")
-        return TrackData(train=LoaderData(train_ds, num_workers=workers),
-                         test=EvalData(val_ds, num_workers=workers),
+        pipe = recipes.data_recipe(run.train, run.retrain)
+        train = LoaderData(_with_transform(train_ds, pipe.train_transform()), num_workers=workers,
+                           ra_reps=pipe.ra_reps if pipe.ra_sampler else 1)
+        return TrackData(train=train,
+                         test=EvalData(_with_transform(val_ds, pipe.eval_transform()), num_workers=workers),
                          num_classes=len(train_ds.classes),
                          digest=stable_hash([_digest(train_ds), _digest(val_ds)]),
-                         dataset=name, to_decision=self.decide)
+                         dataset=name, to_decision=self.decide, pipeline=pipeline_record(pipe, train))
 
     def inputs(self, study: str, run, n: int | None) -> list:
         if study == "alignment":
