@@ -291,6 +291,16 @@ def _pointwise_strides_subsampled(model: nn.Module, enabled: bool):
             h.remove()
 
 
+@contextlib.contextmanager
+def _epoch_rng(seed: int, epoch: int, rank: int, device: torch.device):
+    """The global torch generators (CPU, and ``device``'s on CUDA) seeded from (seed, epoch, rank)
+    for one epoch and restored after: what draws from them within the epoch (a DataLoader's
+    augmentation without workers, dropout) is the same in a resumed run."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed((seed * 100_003 + epoch) * 1_009 + rank + 7)   # + 7: not LoaderData's seed
+        yield
+
+
 def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.device,
           state_path: str | Path | None = None, desc: str = "train", channels_last: bool | None = None) -> dict:
     """Train ``model`` in place for ``cfg.epochs``; resume from ``state_path`` if it exists.
@@ -342,31 +352,33 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int, device: torch.
     with _pointwise_strides_subsampled(model, to_cl and device.type == "cpu"):
         for epoch in range(start, cfg.epochs):
             net.train()
-            # mixup/cutmix draws depend only on (seed, epoch, rank): resumable
+            # mixup/cutmix draws depend only on (seed, epoch, rank): resumable; so do the torch
+            # random draws (_epoch_rng)
             rng = np.random.default_rng([seed, epoch, rank])
             window, total, n = [], 0.0, 0
-            for step, (x, y) in enumerate(data.epoch(epoch, batch_size, seed)):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if to_cl and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                x, y_a, y_b, lam = mix_batch(x, y, mixup, cutmix, rng)
-                with prec.autocast(precision, device):
-                    loss = mixed_loss(net(x), y_a, y_b, lam, cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), clip)
-                window.append((loss.detach(), len(y), step, sched.get_last_lr()[0]))
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                if ema is not None:
-                    ema.update(epoch * steps + step, warmup=epoch < cfg.warmup_epochs)
-                bar.update()
-                if len(window) >= log_interval:
-                    total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(n, 1):.3f}")
+            with _epoch_rng(seed, epoch, rank, device):   # augmentation in this process, dropout
+                for step, (x, y) in enumerate(data.epoch(epoch, batch_size, seed)):
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    if to_cl and x.dim() == 4:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    x, y_a, y_b, lam = mix_batch(x, y, mixup, cutmix, rng)
+                    with prec.autocast(precision, device):
+                        loss = mixed_loss(net(x), y_a, y_b, lam, cfg.label_smoothing)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if clip:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(model.parameters(), clip)
+                    window.append((loss.detach(), len(y), step, sched.get_last_lr()[0]))
+                    scaler.step(opt)
+                    scaler.update()
+                    sched.step()
+                    if ema is not None:
+                        ema.update(epoch * steps + step, warmup=epoch < cfg.warmup_epochs)
+                    bar.update()
+                    if len(window) >= log_interval:
+                        total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(n, 1):.3f}")
             total, n = _drain(window, total, n, epoch, cfg.epochs, steps)
             history.append(total / max(n, 1))
             distributed.average_bn_stats(model)   # every rank: the same statistics, from all shards

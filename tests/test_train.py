@@ -234,6 +234,46 @@ def test_resume_bit_identical_with_every_recipe_option(tmp_path):
         assert torch.equal(p, q), name
 
 
+class _Augmented(torch.utils.data.Dataset):
+    """Images with a random shift drawn from the global torch generator, as torchvision's
+    transforms draw in a DataLoader without workers."""
+
+    def __init__(self, xs, ys):
+        self.x, self.y = torch.cat(xs), torch.cat(ys)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i] + torch.rand(()), self.y[i]
+
+
+def test_resume_bit_identical_with_augmentation_in_the_training_process(tmp_path):
+    """LoaderData with 0 workers (the CPU default): the augmentation's draws come from the global
+    generator, which train() seeds per (seed, epoch, rank), so a resumed run is the same."""
+    class Killed(T.LoaderData):
+        def epoch(self, epoch, batch_size, seed, shuffle=True):
+            for step, batch in enumerate(super().epoch(epoch, batch_size, seed, shuffle)):
+                if (epoch, step) == (1, 1):
+                    raise KeyboardInterrupt
+                yield batch
+
+    xs, ys = _images(n_batches=3, bs=4, size=16)
+    cfg = TrainConfig(epochs=2, lr=0.01, batch_size=4, amp=False)
+    full = _resnet()
+    out_full = T.train(full, T.LoaderData(_Augmented(xs, ys), num_workers=0), cfg, seed=3, device=CPU)
+    killed, state = _resnet(), tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        T.train(killed, Killed(_Augmented(xs, ys), num_workers=0), cfg, seed=3, device=CPU, state_path=state)
+    torch.rand(5)   # the caller's draws between the kill and the resume change nothing
+    resumed = _resnet()
+    out = T.train(resumed, T.LoaderData(_Augmented(xs, ys), num_workers=0), cfg, seed=3, device=CPU,
+                  state_path=state)
+    assert out["train_loss"] == out_full["train_loss"]
+    for (name, p), q in zip(full.named_parameters(), resumed.parameters()):
+        assert torch.equal(p, q), name
+
+
 def test_precision_choice_per_device(monkeypatch):
     assert precision.resolve("auto", "cpu") == "fp32"
     assert precision.resolve("bf16", "cpu") == "bf16"
