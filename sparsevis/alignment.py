@@ -123,7 +123,7 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     category. The model runs in eval mode under ``torch.inference_mode`` (its training flag is
     restored afterwards) on ``device``, through :func:`sparsevis.features.extract`.
     """
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, TensorDataset
 
     if isinstance(dataset, str):
         dataset = MVHImages(dataset, root=root)
@@ -146,12 +146,16 @@ def model_decisions(model: torch.nn.Module, dataset, device: str | torch.device 
     if meta is not None and len(meta) != n_items:
         raise ValueError(f"meta: {len(meta)} rows for a dataset of {n_items} items; expected one row per item")
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 1 and not num_workers:
+        inputs = dataset.tensors[0]   # one tensor of images: what a features.logits_cache can see
+    else:
+        inputs = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     # the one inference path of every study (float32: no autocast, so decisions near a tie
     # do not depend on the device); the logits first, then the mapping on the CPU, so that a CNN
     # takes extract's BatchNorm-folded logits path
     if n_items:
-        logits = extract(model, loader, device=dev, amp=False, progress=progress, desc="model decisions")
+        logits = extract(model, inputs, device=dev, batch_size=batch_size, amp=False, progress=progress,
+                         desc="model decisions")
         scores = to_scores(logits[0] if isinstance(logits, (list, tuple)) else logits)
         if scores.ndim != 2 or scores.shape[0] != n_items:
             raise ValueError(f"mapping returned shape {tuple(scores.shape)} for {n_items} images; expected (N, K)")

@@ -19,7 +19,8 @@ FORMAT = "sparsevis-checkpoint/2"
 FORMAT_TENSORS_ONLY = "sparsevis-checkpoint/1"   # hash over tensors: metadata unverifiable
 
 
-def _tensor_digest(h, t: torch.Tensor) -> None:
+def tensor_digest(h, t: torch.Tensor) -> None:
+    """Feed ``t`` (dtype, shape and bytes, whatever its memory format) into the hash ``h``."""
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
     h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -35,10 +36,10 @@ def content_hash(state_dict: dict, masks: dict, meta: dict | None = None) -> str
     h = hashlib.sha256()
     for key in sorted(state_dict):
         h.update(key.encode())
-        _tensor_digest(h, state_dict[key])
+        tensor_digest(h, state_dict[key])
     for key in sorted(masks):
         h.update(key.encode())
-        _tensor_digest(h, masks[key]["bits"])
+        tensor_digest(h, masks[key]["bits"])
     if meta is not None:
         h.update(b"meta")
         h.update(_canonical(meta).encode())

@@ -42,8 +42,10 @@ does); its train/eval mode and memory format are restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -52,6 +54,8 @@ from torch.fx.experimental.optimization import fuse as fx_fuse
 from tqdm.auto import tqdm
 
 from sparsevis import precision as prec
+from sparsevis.checkpoint_format import content_hash, tensor_digest
+from sparsevis.fileio import atomic_torch_save
 from sparsevis.models import surface
 from sparsevis.runtime import cpu_cores, resolve_device
 
@@ -59,7 +63,7 @@ SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
 log = logging.getLogger("sparsevis")
 
 __all__ = ["SURFACE_OUTPUTS", "extract", "iterate", "make_loader", "is_cnn", "default_workers", "loader_workers",
-           "fold_batchnorm"]
+           "fold_batchnorm", "logits_cache"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,6 +388,62 @@ def iterate(model: nn.Module, data, fn=None, *, device: str | torch.device | Non
         yield _map(out, _normal), rest
 
 
+# --------------------------------------------------------------------------------------------
+# The logits cache
+# --------------------------------------------------------------------------------------------
+_CACHE_DIRS: list[Path] = []   # the folders of the open logits_cache blocks, innermost last
+
+
+@contextlib.contextmanager
+def logits_cache(directory: str | os.PathLike):
+    """Within the block, :func:`extract` of a model's logits over a tensor of images reuses the
+    logits that the same model (the same weights, buffers and masks) gave for the same image
+    (the same bytes) under ``directory``, and computes only the other images.
+
+    Why: a run's stages see the same images more than once (the real track's accuracy images
+    are two of its alignment datasets; a random-pruning control starts from the dense model of
+    its magnitude twin). One file per model and precision, written atomically; a damaged file is
+    computed again. A hit gives the logits as first computed, which may differ from a fresh
+    computation in another batch by float rounding."""
+    _CACHE_DIRS.append(Path(directory))
+    try:
+        yield
+    finally:
+        _CACHE_DIRS.pop()
+
+
+def _image_digests(x: torch.Tensor) -> list[str]:
+    digests = []
+    for image in x:
+        h = hashlib.sha256()
+        tensor_digest(h, image)
+        digests.append(h.hexdigest()[:32])
+    return digests
+
+
+def _cached_logits(model: nn.Module, x: torch.Tensor, precision: str, compute: Callable) -> torch.Tensor:
+    key = content_hash(model.state_dict(), {}, {"class": type(model).__qualname__, "precision": precision,
+                                                 "torch": torch.__version__})[:32]
+    path = _CACHE_DIRS[-1] / f"{key}.pt"
+    known: dict[str, torch.Tensor] = {}
+    if path.is_file():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            known = dict(zip(stored["images"], stored["logits"]))
+        except Exception as e:   # a damaged or foreign file: computed again, then replaced
+            log.warning("logits cache %s unreadable (%s); computing again", path, e)
+    digests = _image_digests(x)
+    missing = [i for i, d in enumerate(digests) if d not in known]
+    if missing:
+        fresh = compute(x if len(missing) == len(x) else x[missing])
+        if not (isinstance(fresh, torch.Tensor) and fresh.dim() == 2):
+            return fresh   # not logits, nothing cached (so every image was missing)
+        known.update(zip((digests[i] for i in missing), fresh))
+        names = list(known)
+        atomic_torch_save({"images": names, "logits": torch.stack([known[n] for n in names])}, path)
+    return torch.stack([known[d] for d in digests])
+
+
 def extract(model: nn.Module, data, fn=None, *, device: str | torch.device | None = "auto",
             batch_size: int = 64, workers: int | None = None, precision: str = "fp32",
             amp: bool | None = None, channels_last: bool = True, compile: bool = False,
@@ -399,14 +459,21 @@ def extract(model: nn.Module, data, fn=None, *, device: str | torch.device | Non
     empty or outputs differ in shape (use :func:`iterate` then). Runs in strict fp32 unless
     ``precision`` says otherwise (module docstring).
     """
-    outs, rests = [], []
-    for out, rest in _run(model, data, fn, device, batch_size, workers, _precision(precision, amp),
-                          channels_last, compile, progress, desc, input_key, out_dtype):
-        outs.append(out)
-        rests.append(rest)
-    if not outs:
-        raise ValueError("extract: `data` yielded no batch")
-    result = _concat(outs)
-    if return_rest:
-        return result, (None if rests[0] is None else _concat(rests))
-    return result
+    precision = _precision(precision, amp)
+
+    def run(data):
+        outs, rests = [], []
+        for out, rest in _run(model, data, fn, device, batch_size, workers, precision, channels_last, compile,
+                              progress, desc, input_key, out_dtype):
+            outs.append(out)
+            rests.append(rest)
+        if not outs:
+            raise ValueError("extract: `data` yielded no batch")
+        return _concat(outs), (None if rests[0] is None else _concat(rests))
+
+    if (_CACHE_DIRS and isinstance(data, torch.Tensor) and len(data) and fn in (None, "logits")
+            and out_dtype == torch.float32 and not return_rest):
+        return _cached_logits(model, data, prec.resolve(precision, resolve_device(device)),
+                              lambda x: run(x)[0])
+    result, rest = run(data)
+    return (result, rest) if return_rest else result

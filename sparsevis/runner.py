@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from sparsevis import distributed, models, provenance, prune, results, tracks
 from sparsevis import precision as prec
 from sparsevis.config import PruneRun
+from sparsevis.features import logits_cache
 from sparsevis.fileio import (
     atomic_write_json,
     atomic_write_text,
@@ -32,7 +33,7 @@ from sparsevis.fileio import (
 )
 from sparsevis.runtime import seed_everything, torch_threads
 from sparsevis.stats import bootstrap_ci
-from sparsevis.store import checkpoints, lineage, run_dir, runs_dir, series_key
+from sparsevis.store import checkpoints, lineage, logits_cache_dir, run_dir, runs_dir, series_key
 from sparsevis.train import EVAL_PRECISION, predict, recalibrate_bn, train
 
 log = logging.getLogger("sparsevis")
@@ -196,7 +197,8 @@ def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, versio
         model, train_precision = _make_iteration(run, data, k, target, out, device)
         distributed.broadcast_buffers(model)   # rank 0's BatchNorm statistics on every rank
         if main:  # rank 0 evaluates the whole test split and writes the checkpoint
-            acc, n, lo, hi = _evaluate(model, data, device)
+            with logits_cache(logits_cache_dir(out.parents[1])):   # the studies see these images too
+                acc, n, lo, hi = _evaluate(model, data, device)
             meta = dict(run_id=rid, track=run.track, iteration=k, target_sparsity=target,
                         accuracy=acc, accuracy_n=n, accuracy_ci=[lo, hi], eval_dataset=data.dataset,
                         eval_precision=prec.resolve(EVAL_PRECISION, device),

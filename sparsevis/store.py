@@ -35,6 +35,11 @@ def runs_dir() -> Path:
     return cache / "sparsevis" / "runs"
 
 
+def logits_cache_dir(store: Path | None = None) -> Path:
+    """Where the stages of a store keep the logits they computed (:func:`sparsevis.features.logits_cache`)."""
+    return (store or runs_dir()) / "cache" / "logits"
+
+
 def series_key(run) -> str:
     """What names a prune run's folder: its configuration, nothing else (not the code version,
     not a digest of the training data; both are recorded in its lineage instead)."""

@@ -422,8 +422,11 @@ def predict(model: nn.Module, data, device: torch.device, batch_size: int = 256)
     inference path (:func:`sparsevis.features.extract`, in :data:`EVAL_PRECISION`); the model
     is left in eval mode."""
 
-    batches = (x for x, _ in data.epoch(0, batch_size, 0, shuffle=False))
-    out = extract(model, batches, device=device, precision=EVAL_PRECISION, progress=False)
+    if isinstance(data, TensorData):   # one tensor (normalising is per pixel): what a logits_cache sees
+        inputs = data.normalize(data.images)
+    else:
+        inputs = (x for x, _ in data.epoch(0, batch_size, 0, shuffle=False))
+    out = extract(model, inputs, device=device, batch_size=batch_size, precision=EVAL_PRECISION, progress=False)
     model.eval()
     return out
 

@@ -210,3 +210,41 @@ def test_fold_batchnorm_refuses_training_mode_and_skips_what_it_cannot_fold(vit)
     assert features.fold_batchnorm(no_norm) is None
     bn_first = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 3)).eval()
     assert features.fold_batchnorm(bn_first) is None   # a BatchNorm before a convolution stays
+
+
+def test_logits_cache_computes_each_image_once_per_model(tmp_path, caplog):
+    model = _model("timm/sv_resnet_s").eval()
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))   # unfolded path: hooks run
+    x = _images(12, size=32)
+    plain = features.extract(model, x, device="cpu", channels_last=False, progress=False)
+    assert not list(tmp_path.iterdir()) and sum(seen) == 12          # no cache outside the block
+    with features.logits_cache(tmp_path):
+        first = features.extract(model, x[:8], device="cpu", channels_last=False, progress=False)
+        seen.clear()
+        again = features.extract(model, x[[7, 2, 5]], device="cpu", channels_last=False, progress=False)
+        assert seen == []                                          # every image known: no forward
+        both = features.extract(model, x, device="cpu", channels_last=False, batch_size=3, progress=False)
+        assert sum(seen) == 4                                      # only the 4 new images
+        torch.testing.assert_close(first, plain[:8], rtol=1e-5, atol=1e-5)
+        assert torch.equal(again, first[[7, 2, 5]]) and torch.equal(both[:8], first)
+        torch.testing.assert_close(both, plain, rtol=1e-5, atol=1e-5)
+        # other weights (one weight pruned) are another model: computed, not served
+        with torch.no_grad():
+            next(model.parameters()).view(-1)[0] = 0
+        seen.clear()
+        features.extract(model, x[:2], device="cpu", channels_last=False, progress=False)
+        assert sum(seen) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
+        # not logits: nothing cached
+        features.extract(model, x[:2], "feature_map", device="cpu", channels_last=False, progress=False)
+        assert len(list(tmp_path.glob("*.pt"))) == 2
+        # a damaged file is computed again and replaced
+        for f in tmp_path.glob("*.pt"):
+            f.write_bytes(b"garbage")
+        seen.clear()
+        with caplog.at_level("WARNING", logger="sparsevis"):
+            features.extract(model, x[:2], device="cpu", channels_last=False, progress=False)
+        assert sum(seen) == 2 and "unreadable" in caplog.text
+        seen.clear()
+        features.extract(model, x[:2], device="cpu", channels_last=False, progress=False)
+        assert seen == []

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from sparsevis import precision as prec
 from sparsevis import provenance, prune, results, tracks
 from sparsevis.config import PruneRun, get_profile
-from sparsevis.features import is_cnn
+from sparsevis.features import is_cnn, logits_cache
 from sparsevis.fileio import (
     atomic_torch_save,
     atomic_write_text,
@@ -22,7 +22,7 @@ from sparsevis.fileio import (
 )
 from sparsevis.runner import ensure_series
 from sparsevis.runtime import resolve_device
-from sparsevis.store import Series, runs_dir
+from sparsevis.store import Series, logits_cache_dir, runs_dir
 
 from .base import Rows, base_row
 
@@ -110,7 +110,7 @@ def _evaluate_series(study, run, profile, device, series, data, params, out) -> 
         context["raw_data"] = (out / "raw-data", f"{series.label}-it{meta['iteration']:02d}")
         rows = Rows(dict(base_row(run, profile, meta, sum(p.numel() for p in model.parameters()), stage,
                                   series.id), precision=prec.resolve(STUDY_PRECISION, device)), params["n_boot"])
-        with prec.strict_fp32():
+        with prec.strict_fp32(), logits_cache(logits_cache_dir()):
             ex = study.evaluate(model, track, data, params, device, rows, context)
         context.setdefault("dense", ex.get("decisions"))
         item_frame = pd.DataFrame(rows.items, columns=["dataset", "method", "metric", "item", "value"])
