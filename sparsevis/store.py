@@ -10,6 +10,8 @@ prune run (``prune/<label>-<config hash>/``) or an imported folder
 (``imported/<label>-<content hash>/``). Both hold ``iter-NN.pt`` checkpoints with their
 ``.json`` metadata and a ``config.json`` lineage record; locating one needs its config and the
 store, never its training data. A checkpoint is evidence: a code change never hides it.
+``cache/logits/`` holds logits the stages computed, one file per model (content-addressed,
+safe to delete: what is missing is computed again).
 """
 from __future__ import annotations
 

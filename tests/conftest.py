@@ -27,6 +27,25 @@ def shared_data() -> Path | None:
 
 DATA = shared_data()
 
+# Under pytest-xdist (`make test` runs two workers): the tests that share the session's tiny run
+# store and book run on one worker, where those are built once; torch's threads are split among
+# the workers instead of each taking every core.
+SHARED_SESSION_FIXTURES = {"run_store", "built"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("tiny-store"))
+
+
+def pytest_configure(config):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+
 
 @pytest.fixture(scope="session")
 def run_store(tmp_path_factory):
