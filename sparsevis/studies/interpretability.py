@@ -29,7 +29,8 @@ def data(track: Track, run, params: dict):
 def evaluate(model, track: Track, imgs, params: dict, device, rows: Rows, context: dict) -> dict:
     x = imgs.x.to(device)
     with torch.no_grad():
-        target = model(x).argmax(1)
+        logits = model(x).detach().cpu()
+    target = logits.argmax(1).to(x.device)
     maps = {}
     # images per attribution call; on the CPU small chunks stay in cache (IG-SmoothGrad's passes
     # then hold 2 noisy copies of 8 images: 0.72 of a plain fwd+bwd loop, 0.46 with 64)
@@ -48,7 +49,7 @@ def evaluate(model, track: Track, imgs, params: dict, device, rows: Rows, contex
     # VOC has no labels in the models' classes (its 20 classes are not ImageNet's), so the
     # paper track has no accuracy row here; its top-1 is the prune stage's, on ImageNet val.
     if imgs.labels is not None:
-        correct = (track.decide(model(x).detach().cpu()) == imgs.labels).float().numpy()
+        correct = (track.decide(logits) == imgs.labels).float().numpy()
         rows.mean(imgs.dataset, "top-1", "accuracy", correct, imgs.ids)
     return {"maps": maps, "target": target[:N_EXAMPLES].cpu()}
 
