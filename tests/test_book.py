@@ -85,6 +85,8 @@ def test_provenance_names_everything():
     html = cap._repr_html_()
     assert 'class="sv-provenance"' in html and '<a href="pruning.ipynb">' in html
     assert '<a href="figures/f.svg">SVG</a>' in html and "<code>tiny</code>" in html
+    photo = plotting.Caption("Images.", text, {"jpg": Path("x/g.jpg")})
+    assert '<a href="figures/g.jpg">JPEG</a>' in photo._repr_html_() and "SVG" not in photo._repr_html_()
 
 
 def test_sparsity_slider_is_self_contained():
@@ -103,6 +105,11 @@ def test_sparsity_slider_is_self_contained():
     html = str(plotting.sparsity_slider(frames, ["0 %", "50 %", "75 %", "87.5 %"], title="t"))
     assert html.count('src="data:image/png;base64,') == 4
     assert 'type="range"' in html and 'max="3"' in html
+    # a frame of raster images (a heat map over a photograph) is a JPEG
+    photo = str(plotting.sparsity_slider([_photo_figure(plt)], ["0 %"]))
+    assert photo.count('src="data:image/jpeg;base64,') == 1
+    with pytest.raises(ValueError, match="expected PNG or JPEG bytes"):
+        plotting.sparsity_slider([b"GIF89a\x01\x00"], ["0 %"])
     assert not re.search(r"src=[\"']?(https?:)?//", html)
     with pytest.raises(ValueError, match="as many labels"):
         plotting.sparsity_slider(frames[:2], ["a"])
@@ -130,6 +137,57 @@ def test_savefig_writes_png_and_svg(tmp_path):
     assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()[:500]
     with pytest.raises(ValueError, match="file stem"):
         plotting.savefig(fig, "a/b", tmp_path)
+
+
+def _photo_figure(plt, size: int = 96):
+    """A figure like the heat-map grids: a photograph-like image with a map and a title."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size] / size
+    img = np.clip(np.stack([xx, yy, 1 - xx], axis=-1) * 200 + rng.normal(0, 25, (size, size, 3)), 0, 255)
+    fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
+    for ax in axes:
+        plotting.overlay(ax, img.astype(np.uint8), np.exp(-((xx - 0.5) ** 2 + (yy - 0.4) ** 2) * 8))
+        plotting.image_panel(ax)
+    fig.suptitle("Grad-CAM · 90 %")
+    return fig
+
+
+def test_figures_of_images_get_one_faithful_jpeg_and_no_svg(tmp_path):
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    plotting.use_style()
+    for stale in ("photo.png", "photo.svg"):   # an earlier version of the figure, as PNG + SVG
+        (tmp_path / stale).write_bytes(b"old")
+    fig = _photo_figure(plt)
+    assert plotting.draws_images(fig)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=plotting.PNG_DPI, bbox_inches="tight")
+    paths = plotting.savefig(fig, "photo", tmp_path)
+    assert set(paths) == {"jpg"} and sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]
+    jpg = paths["jpg"].read_bytes()
+    assert jpg[:3] == b"\xff\xd8\xff" and len(jpg) < 0.6 * len(png.getvalue())
+    ref = np.asarray(Image.open(png).convert("RGB"), dtype=float)
+    got = np.asarray(Image.open(paths["jpg"]), dtype=float)
+    assert got.shape == ref.shape and np.abs(got - ref).mean() < 2.0   # 0..255: visually the same
+
+    # a flat image (a small matrix drawn as cells) PNG stores exactly and smaller: PNG, still no SVG
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.imshow(np.arange(12).reshape(3, 4), cmap="magma_r")
+    assert set(plotting.savefig(fig, "matrix", tmp_path)) == {"png"}
+    assert not (tmp_path / "matrix.svg").exists()
+    # a plot of lines stays vector: PNG to show, SVG to download
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert not plotting.draws_images(fig) and set(plotting.savefig(fig, "lines", tmp_path)) == {"png", "svg"}
 
 
 def test_check_offline_flags_cdn_resources(tmp_path):

@@ -67,12 +67,12 @@ def test_notebook_runs_on_tiny(name, run_store, tmp_path):
                         progress_bar=False, log_output=False)   # raises on any error in a cell
     print(f"\n{name} on tiny: {time.time() - t:.0f} s")
     nb = json.loads((tmp_path / f"{name}.ipynb").read_text())
-    pngs = _outputs(nb, "image/png")
-    assert len(pngs) >= 3, f"{name}: only {len(pngs)} figures"
+    shown = _outputs(nb, "image/png") + _outputs(nb, "image/jpeg")
+    assert len(shown) >= 3, f"{name}: only {len(shown)} figures"
     # every figure is followed by its caption with provenance (track, profile, run ids)
     captions = [o["data"]["text/markdown"] for o in _outputs(nb, "text/markdown")
                 if "made by the executed notebook" in "".join(o["data"]["text/markdown"])]
-    assert len(captions) >= len(pngs)
+    assert len(captions) >= len(shown)
     assert all("profile: `tiny`" in "".join(c) for c in captions)
     # the kernel-free slider (interpretability, discovery) and the files behind each figure
     if name != "human_alignment":
@@ -80,8 +80,11 @@ def test_notebook_runs_on_tiny(name, run_store, tmp_path):
     figures = Path(os.environ["SPARSEVIS_FIGURES_DIR"])
     prefix = {"interpretability": "interpretability-", "object_discovery": "discovery-",
               "human_alignment": "alignment-"}[name]
-    pngs_on_disk = sorted(figures.glob(f"{prefix}*.png"))
-    assert pngs_on_disk and all(p.with_suffix(".svg").is_file() for p in pngs_on_disk)
+    # a plot as PNG + SVG, a figure of images as one JPEG or PNG: an SVG never wraps pixels
+    on_disk = sorted(figures.glob(f"{prefix}*"))
+    assert on_disk and all(p.suffix in (".png", ".jpg", ".svg") for p in on_disk)
+    for svg in (p for p in on_disk if p.suffix == ".svg"):
+        assert svg.with_suffix(".png").is_file() and b"<image" not in svg.read_bytes(), svg.name
 
 
 @pytest.mark.slow
@@ -95,7 +98,7 @@ def test_explorer_notebook_runs_on_tiny(run_store, tmp_path):
     print(f"\nexplorer on tiny: {time.time() - t:.0f} s")
     nb = json.loads((tmp_path / "explorer.ipynb").read_text())
     assert _outputs(nb, "application/vnd.jupyter.widget-view+json"), "no widget displayed"
-    assert _outputs(nb, "image/png"), "no static figure"
+    assert _outputs(nb, "image/png") + _outputs(nb, "image/jpeg"), "no static figure"
     assert any('class="sv-slider"' in "".join(o["data"]["text/html"]) for o in _outputs(nb, "text/html"))
     timing = [o for o in _outputs(nb, "text/markdown") if "Median update" in "".join(o["data"]["text/markdown"])]
     assert timing

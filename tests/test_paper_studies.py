@@ -348,7 +348,7 @@ def test_every_notebook_runs_on_the_paper_fixtures(data, monkeypatch, tmp_path):
         seconds[name] = round(time.perf_counter() - start, 1)
     print("notebook seconds:", seconds)
     assert not failed, failed
-    drawn = {p.stem for p in figures.glob("*.png")}
+    drawn = {p.stem for p in figures.iterdir() if p.suffix in (".png", ".jpg")}
     for stem in ("discovery-corloc-paper", f"discovery-boxes-{RUN.label}", f"discovery-maps-{RUN.label}",
                  "interpretability-curves-paper", f"interpretability-grid-{RUN.label}-gradcam"):
         assert stem in drawn, sorted(drawn)

@@ -15,8 +15,9 @@
 3. **HTML**: ``jupyter-book build`` with notebook execution off into ``_build/html``; then the
    pinned JavaScript (require.js, the ipywidgets HTML manager, MathJax) is fetched from the npm
    registry once (``_build/vendor``) and copied into ``_build/html/_static/vendor``, where
-   ``_config.yml`` points; the executed notebooks and the figures' PNG/SVG files are copied
-   beside their pages. Nothing is loaded from a CDN (:func:`check_offline` verifies it).
+   ``_config.yml`` points; the executed notebooks (their images left out: the pages show them)
+   and the figures' files are copied beside their pages. Nothing is loaded from a CDN
+   (:func:`check_offline` verifies it), and the site stays within its page-weight budget.
 """
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ from .html import (
                        check_offline,
                        check_page_weight,
                        drop_duplicates,
+                       drop_unreferenced,
                        extract_inline_images,
                        page_weights,
                        site_weight,
+                       strip_notebook_images,
 )
 from .notebooks import (
                        cache_key,
@@ -68,6 +71,7 @@ from .vendor import VENDOR, fetch_vendor, install_vendor
 __all__ = ["ALL_STAGES", "ANALYSIS", "BookError", "CHAPTERS", "Chapter", "GENERATED", "PAGES_AFTER", "PAGE_BUDGET",
            "ROOT_PAGE", "SITE_BUDGET", "STUDY_STAGES", "VENDOR", "book_root", "build", "build_html", "cache_key",
            "chapter_of", "check_offline", "check_page_weight", "check_toc", "config_hash", "drop_duplicates",
-           "execute_notebooks", "expected_toc", "extract_inline_images", "fetch_vendor", "find_result_dirs",
+           "drop_unreferenced", "execute_notebooks", "expected_toc", "extract_inline_images", "fetch_vendor", "find_result_dirs",
            "install_vendor", "label_of", "load_results", "notebook_code_version", "notebook_parameters",
-           "page_weights", "resolve_run_path", "run_id_of", "run_stages", "site_weight", "toc_files"]
+           "page_weights", "resolve_run_path", "run_id_of", "run_stages", "site_weight", "strip_notebook_images",
+           "toc_files"]

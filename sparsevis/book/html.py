@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 from sparsevis.fileio import (
@@ -69,8 +70,10 @@ def _copy_beside_pages(root: Path, html_dir: Path) -> None:
 
 def build_html(root: Path, quiet: bool = False) -> Path:
     """``jupyter-book build`` (execution off, see _config.yml), then vendor JS, the executed
-    notebooks beside their pages, inline images out into files (:func:`extract_inline_images`,
-    :func:`drop_duplicates`), and check: offline, and within the page-weight budget.
+    notebooks beside their pages without their images (:func:`strip_notebook_images`), inline
+    images out into files (:func:`extract_inline_images`), one copy of each file
+    (:func:`drop_duplicates`), no file that no page links (:func:`drop_unreferenced`), and
+    check: offline, and within the page-weight budget.
 
     A build that did not finish (killed, or failed) leaves ``_build/.html-incomplete``; the next
     one starts from an empty ``_build/html`` and Sphinx environment, since Sphinx rewrites only
@@ -96,9 +99,12 @@ def build_html(root: Path, quiet: bool = False) -> Path:
     _log(f"jupyter-book build: {time.time() - t:.0f} s, {len(warnings)} warnings")
     install_vendor(html_dir, vendor_cache(root))
     _copy_beside_pages(root, html_dir)
+    n_stripped = strip_notebook_images(html_dir)
     n_images = extract_inline_images(html_dir)
     n_twins = drop_duplicates(html_dir)
-    _log(f"page weight: {n_images} inline images moved to files, {n_twins} duplicate files dropped; "
+    n_stale = drop_unreferenced(html_dir)
+    _log(f"page weight: {n_stripped} image outputs left out of the notebooks, {n_images} inline images "
+         f"moved to files, {n_twins} duplicate and {n_stale} unlinked files dropped; "
          f"site {site_weight(html_dir) / 2**20:.1f} MB")
     external = check_offline(html_dir)
     if external:
@@ -128,6 +134,49 @@ def _image_tag(m: re.Match, src: str, size: tuple[int, int]) -> str:
                     (("width", size[0]), ("height", size[1]), ("loading", "lazy"), ("decoding", "async"))
                     if not re.search(rf"\b{name}\s*=", attrs, re.I))
     return f'<img{m.group("before")}src="{src}"{m.group("after")}{extra}{m.group("end")}>'
+
+
+_LEFT_OUT = "[image left out of this copy of the notebook: see the book page {page}]"
+_LEFT_OUT_NOTE = (
+    "**The figures are on the book page.** This copy of the executed notebook leaves out its image "
+    "outputs (figures and slider frames) to keep the book light: each is replaced by a line of text, "
+    "and the text, tables and captions are all here. The figures are on the page [{page}]({page}), "
+    "where each caption links the figure's files (PNG and SVG for a plot, in `figures/` beside the "
+    "page; JPEG or PNG for a figure of images). Running the notebook draws them again.")
+
+
+def strip_notebook_images(html_dir: Path) -> int:
+    """The site's notebooks (the executed chapters beside their pages, Sphinx's copies in
+    ``_sources``) without the images their pages show: every image output (PNG, JPEG, SVG, ...)
+    and every HTML output holding an inline image (a slider's frames) becomes a line of text
+    naming the page; text, tables, markdown and captions stay. A note after the title says so.
+    The executed notebooks the pages are built from (``book/_generated``) keep everything.
+    Returns the outputs stripped."""
+    import nbformat
+
+    stripped = 0
+    for path in sorted(html_dir.rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        page = f"{path.stem}.html"
+        n = 0
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                images = [k for k, v in data.items() if k.startswith("image/")
+                          or (k == "text/html" and "data:image/" in "".join(v))]
+                if not images:
+                    continue
+                for k in images:
+                    data.pop(k)
+                    out.get("metadata", {}).pop(k, None)
+                data["text/plain"] = _LEFT_OUT.format(page=page)
+                n += 1
+        if n:   # a notebook stripped before has no image left: unchanged
+            note = nbformat.v4.new_markdown_cell(_LEFT_OUT_NOTE.format(page=page), id="sparsevis-images-left-out")
+            nb.cells.insert(1 if nb.cells else 0, note)   # a fixed id: the copies stay byte-identical twins
+            atomic_write_text(path, nbformat.writes(nb))
+            stripped += n
+    return stripped
 
 
 def extract_inline_images(html_dir: Path) -> int:
@@ -176,17 +225,17 @@ def drop_duplicates(html_dir: Path) -> int:
 
     Sphinx copies every source into ``_sources/``, so each executed notebook is there and
     beside its page (:func:`_copy_beside_pages`): the copy beside the page stays. MyST-NB
-    writes each figure's PNG output to ``_images/`` and the figure's PNG is also among the
-    files beside the page (``figures/``, linked from its caption): the ``_images`` copy stays.
-    Only byte-identical files are dropped. Returns the number of files removed.
+    writes each figure's PNG or JPEG output to ``_images/`` and the same file is also among the
+    figure files beside the page (``figures/``, linked from its caption): the ``_images`` copy
+    stays. Only byte-identical files are dropped. Returns the number of files removed.
     """
-    pairs = ((html_dir / "_sources", "*.ipynb", [p for p in html_dir.glob(f"{GENERATED.as_posix()}/*.ipynb")]),
-             (html_dir / GENERATED / "figures", "*.png", list((html_dir / "_images").glob("*.png"))))
+    pairs = ((html_dir / "_sources", list(html_dir.glob(f"{GENERATED.as_posix()}/*.ipynb"))),
+             (html_dir / GENERATED / "figures", list((html_dir / "_images").glob("*"))))
     twins = {}
-    for drop_dir, pattern, keep in pairs:
-        by_hash = {sha256_file(f): f for f in keep}
-        for f in sorted(drop_dir.rglob(pattern)):
-            twin = by_hash.get(sha256_file(f))
+    for drop_dir, keep in pairs:
+        by_hash = {sha256_file(f): f for f in keep if f.is_file()}
+        for f in sorted(drop_dir.rglob("*")):
+            twin = by_hash.get(sha256_file(f)) if f.is_file() else None
             if twin is not None:
                 twins[f] = twin
     if not twins:
@@ -202,6 +251,33 @@ def drop_duplicates(html_dir: Path) -> int:
     for f in twins:
         f.unlink()
     return len(twins)
+
+
+_LINK = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"'#?]+)""", re.I)
+
+
+def drop_unreferenced(html_dir: Path) -> int:
+    """Remove the images and figure files that no page links: those of earlier builds.
+
+    The HTML build is incremental: Sphinx adds each new figure output to ``_images/`` and never
+    removes one, and so do :func:`extract_inline_images` (``<page>-img/``) and
+    :func:`_copy_beside_pages` (``figures/``); a figure drawn anew, or in another format, would
+    leave its old files in the site. Only those three folders are cleaned. Returns the number of
+    files removed.
+    """
+    linked = set()
+    for page in html_dir.rglob("*.html"):
+        for m in _LINK.finditer(page.read_text(encoding="utf-8")):
+            url = urllib.parse.unquote(m.group(1))
+            if not re.match(r"^[a-z][a-z0-9+.-]*:|^/", url, re.I):   # relative: a file of the site
+                linked.add(os.path.normpath(page.parent / url))
+    folders = [html_dir / "_images", html_dir / GENERATED / "figures",
+               *(d for d in html_dir.rglob("*-img") if d.with_name(f"{d.name[:-4]}.html").is_file())]
+    unlinked = [f for d in folders if d.is_dir() for f in d.iterdir()
+                if f.is_file() and os.path.normpath(f) not in linked]
+    for f in unlinked:
+        f.unlink()
+    return len(unlinked)
 
 
 def page_weights(html_dir: Path) -> dict[str, int]:

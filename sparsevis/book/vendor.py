@@ -15,18 +15,20 @@ from .chapters import _log
 
 VENDOR_CACHE = Path("_build") / "vendor"
 # Pinned JavaScript from the npm registry: package, version, integrity (as npm records it),
-# files to publish (globs inside the package) under _static/vendor/<key>/.
+# files to publish (globs inside the package) under _static/vendor/<key>/. Of the widget
+# manager's icon fonts only the WOFF2 files: its @font-face rules list WOFF2 before WOFF, TTF
+# and SVG, so every browser of this decade takes WOFF2 and never asks for the others (2.5 MB).
+# MathJax: the one combined component _config.yml loads, and what it loads on demand.
 VENDOR = {
     "requirejs": ("requirejs", "2.3.7",
                   "sha512-DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==",
                   ("require.js",)),
     "html-manager": ("@jupyter-widgets/html-manager", "1.0.15",
                      "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
-                     ("dist/embed-amd.js", "dist/*.woff2", "dist/*.woff", "dist/*.ttf", "dist/*.eot",
-                      "dist/*.svg")),
+                     ("dist/embed-amd.js", "dist/*.woff2")),
     "mathjax": ("mathjax", "3.2.2",
                 "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
-                ("es5/tex-mml-chtml.js", "es5/tex-chtml.js", "es5/input/**/*", "es5/output/chtml.js",
+                ("es5/tex-mml-chtml.js", "es5/input/**/*", "es5/output/chtml.js",
                  "es5/output/chtml/**/*", "es5/ui/**/*", "es5/a11y/**/*", "es5/adaptors/**/*",
                  "es5/core.js", "es5/startup.js", "es5/loader.js")),
 }
@@ -83,10 +85,11 @@ def fetch_vendor(cache: Path) -> dict[str, Path]:
 
 
 def install_vendor(html_dir: Path, cache: Path) -> None:
-    """Copy the vendored files into ``<html>/_static/vendor/<key>/`` (where _config.yml points)."""
+    """Copy the vendored files into ``<html>/_static/vendor/<key>/`` (where _config.yml points);
+    a file there that :data:`VENDOR` no longer lists (an earlier build's) is removed."""
     for key, pkg in fetch_vendor(cache).items():
         target = html_dir / "_static" / "vendor" / key
-        n = 0
+        published = set()
         for pattern in VENDOR[key][3]:
             for f in pkg.glob(pattern):
                 if f.is_file():
@@ -96,8 +99,11 @@ def install_vendor(html_dir: Path, cache: Path) -> None:
                     if not dst.is_file() or dst.stat().st_size != f.stat().st_size:
                         dst.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copyfile(f, dst)
-                    n += 1
-        if not n:
+                    published.add(dst)
+        if not published:
             raise FileNotFoundError(f"vendored package {key}: none of {VENDOR[key][3]} in {pkg}")
+        for f in target.rglob("*"):
+            if f.is_file() and f not in published:
+                f.unlink()
 
 

@@ -1,6 +1,6 @@
 """The explorer's ipywidgets: model picker, attribution method, sparsity slider, image index, and
-the frame of each update set as a PNG on an ``ipywidgets.Image`` (widget state, not output: see
-the package docstring)."""
+the frame of each update set as a JPEG or PNG on an ``ipywidgets.Image`` (widget state, not
+output: see the package docstring)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sparsevis import attribution
 from sparsevis.config import get_profile
 from sparsevis.explorer.series import PRETRAINED, find_run, pretrained_weights
-from sparsevis.plotting import _frame_png, format_sparsity
+from sparsevis.plotting import MIME, format_sparsity, frame_image
 
 NO_RETRAINING = ("Between checkpoints the model is pruned further by global magnitude from the "
                  "nearest checkpoint at or below the chosen sparsity, with no retraining (and no "
@@ -73,7 +73,9 @@ def build(profile: str, make: Callable, *, runs, pretrained, n_images: int, star
         except Exception as e:
             error(e)
             return
-        frame.value = _frame_png(ex.figure(res))   # PNG bytes; closes the figure
+        kind, data = frame_image(ex.figure(res))   # closes the figure
+        with frame.hold_sync():   # one update: format and bytes together
+            frame.format, frame.value = MIME[kind].split("/")[1], data
         ck = ("dense pretrained weights (pruned one-shot, live)" if ex.weights is not None else
               "checkpoints (iteration: sparsity): "
               + ", ".join(f"{c.iteration}: {format_sparsity(c.sparsity)}" for c in ex.checkpoints))
