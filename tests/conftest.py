@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from sparsevis import book  # noqa: E402 (after the environment it reads)
+from sparsevis.runtime import cpu_cores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,7 @@ DATA = shared_data()
 SHARED_SESSION_FIXTURES = {"run_store", "built"}
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())):
@@ -41,10 +43,12 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
+    if workers > 1:   # the processes the tests start get the same count (a run records its count)
         import torch
 
-        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+        threads = max(1, cpu_cores() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
