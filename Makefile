@@ -30,7 +30,7 @@ chromium:
 	  echo "chromium not installed: the screenshot tests will be skipped"
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2
 
 book: $(STAMP)
 	$(PY) -m sparsevis book --profile demo

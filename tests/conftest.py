@@ -28,17 +28,31 @@ def shared_data() -> Path | None:
 
 DATA = shared_data()
 
-# Under pytest-xdist (`make test` runs two workers): the tests that share the session's tiny run
-# store and book run on one worker, where those are built once; torch's threads are split among
-# the workers instead of each taking every core.
+# Under pytest-xdist (`make test` runs two workers) the test files that use the session's tiny
+# run store and book (fixtures run_store, built) run on one worker, where those are built once;
+# the other tests are spread one by one. (xdist's own --dist loadgroup does not group under
+# pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)
 SHARED_SESSION_FIXTURES = {"run_store", "built"}
+SHARED_FILES = {"test_book.py", "test_explorer.py", "test_faults.py", "test_notebooks.py", "test_page_weight.py"}
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("tiny-store"))
+    strays = [item.nodeid for item in items if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ()))
+              and item.path.name not in SHARED_FILES]
+    if strays:
+        raise pytest.UsageError(f"{strays[:3]} use {sorted(SHARED_SESSION_FIXTURES)}: add their files to "
+                                "SHARED_FILES in tests/conftest.py (one worker builds those fixtures)")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFilesOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "shared" if nodeid.split("::")[0].rsplit("/", 1)[-1] in SHARED_FILES else nodeid
+
+    return SharedFilesOnOneWorker(config, log)
 
 
 def pytest_configure(config):
