@@ -36,12 +36,10 @@ SHARED_SESSION_FIXTURES = {"run_store", "built"}
 SHARED_FILES = {"test_book.py", "test_explorer.py", "test_faults.py", "test_notebooks.py", "test_page_weight.py"}
 
 
-def pytest_collection_modifyitems(config, items):
-    strays = [item.nodeid for item in items if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ()))
-              and item.path.name not in SHARED_FILES]
-    if strays:
-        raise pytest.UsageError(f"{strays[:3]} use {sorted(SHARED_SESSION_FIXTURES)}: add their files to "
-                                "SHARED_FILES in tests/conftest.py (one worker builds those fixtures)")
+def pytest_runtest_setup(item):
+    if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())) and item.path.name not in SHARED_FILES:
+        pytest.fail(f"{item.nodeid} uses {sorted(SHARED_SESSION_FIXTURES)}: add {item.path.name} to "
+                    "SHARED_FILES in tests/conftest.py (one worker builds those fixtures)", pytrace=False)
 
 
 @pytest.hookimpl(optionalhook=True)
