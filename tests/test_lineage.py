@@ -163,6 +163,25 @@ def test_a_changed_image_list_is_a_new_study(tmp_path, monkeypatch):
     assert studies.stage.study_dir(studies.get("interpretability"), run, "tiny", series) != old
 
 
+def test_changed_human_responses_are_a_new_alignment_study(tmp_path, monkeypatch):
+    shared = Path(os.environ.get("SPARSEVIS_DATA_DIR", ROOT.parent / "shared" / "data")) / "model-vs-human"
+    if not (shared / "raw-data" / "edge").is_dir():
+        pytest.skip("model-vs-human stimuli not available")
+    mvh = tmp_path / "data" / "model-vs-human"
+    for kind in ("datasets", "raw-data"):
+        for d in tracks.get("real").alignment_datasets:
+            shutil.copytree(shared / kind / d, mvh / kind / d)
+    monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "data"))
+    real = tracks.get("real")
+    run = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.5))
+    before = real.inputs("alignment", run, None)
+    trials = sorted((mvh / "raw-data" / "edge").glob("*.csv"))[0]
+    lines = trials.read_text().splitlines(keepends=True)
+    trials.write_text("".join(lines[:-1]))          # one human trial fewer, the same images
+    after = real.inputs("alignment", run, None)
+    assert [a[:2] for a in after] == [b[:2] for b in before] and after != before
+
+
 CHILD = """
 from sparsevis import studies
 from tests.test_lineage import RUN

@@ -85,8 +85,9 @@ class Real(Track):
         return out
 
     def inputs(self, study: str, run, n: int | None) -> list:
-        if study == "alignment":
-            return [[d, list(t["image"])] for d, t in self._alignment_tables(n).items()]
+        if study == "alignment":   # the human responses too: updated trials make a new study
+            return [[d, list(t["image"]), mvh.tree_sha256(mvh.raw_data_dir(d))]
+                    for d, t in self._alignment_tables(n).items()]
         return list(self._edge_table(n)["image"])
 
     def study_images(self, run, n: int | None) -> Images:
