@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from sparsevis import precision as prec
 from sparsevis.checkpoint_format import content_hash, tensor_digest
-from sparsevis.fileio import atomic_torch_save
+from sparsevis.fileio import atomic_torch_save, stable_hash
 from sparsevis.models import surface
 from sparsevis.runtime import cpu_cores, resolve_device
 
@@ -421,9 +421,21 @@ def _image_digests(x: torch.Tensor) -> list[str]:
     return digests
 
 
+def _model_digest(model: nn.Module) -> str:
+    """Content hash of the model's state (weights, buffers, masks), remembered on the model
+    while no tensor of it is replaced or changed in place (their addresses and version
+    counters say so): a large model is hashed once, not once per call."""
+    state = model.state_dict()
+    fingerprint = tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in state.items())
+    memo = getattr(model, "_sparsevis_digest", None)
+    if memo is None or memo[0] != fingerprint:
+        memo = (fingerprint, content_hash(state, {}, {"class": type(model).__qualname__}))
+        model._sparsevis_digest = memo
+    return memo[1]
+
+
 def _cached_logits(model: nn.Module, x: torch.Tensor, precision: str, compute: Callable) -> torch.Tensor:
-    key = content_hash(model.state_dict(), {}, {"class": type(model).__qualname__, "precision": precision,
-                                                 "torch": torch.__version__})[:32]
+    key = stable_hash({"model": _model_digest(model), "precision": precision, "torch": torch.__version__}, 32)
     path = _CACHE_DIRS[-1] / f"{key}.pt"
     known: dict[str, torch.Tensor] = {}
     if path.is_file():
