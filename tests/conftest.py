@@ -28,29 +28,40 @@ def shared_data() -> Path | None:
 
 DATA = shared_data()
 
-# Under pytest-xdist (`make test` runs two workers) the test files that use the session's tiny
-# run store and book (fixtures run_store, built) run on one worker, where those are built once;
-# the other tests are spread one by one. (xdist's own --dist loadgroup does not group under
+# Under pytest-xdist (`make test` runs two workers) the tests that use the session's tiny book
+# (fixture built) run on one worker, those that use its tiny run store (run_store) on another
+# where they can: all workers share one store (its locks let processes share it without doing a
+# unit of work twice), so each study is computed once and the book and the notebooks run side by
+# side. Other tests are spread one by one. (xdist's own --dist loadgroup does not group under
 # pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)
 SHARED_SESSION_FIXTURES = {"run_store", "built"}
-SHARED_FILES = {"test_book.py", "test_explorer.py", "test_faults.py", "test_notebooks.py", "test_page_weight.py"}
+WORKER_GROUPS = {"test_book.py": "book", "test_faults.py": "book", "test_page_weight.py": "book",
+                 "test_notebooks.py": "store", "test_explorer.py": "store"}
 
 
 def pytest_runtest_setup(item):
-    if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())) and item.path.name not in SHARED_FILES:
+    if SHARED_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())) and item.path.name not in WORKER_GROUPS:
         pytest.fail(f"{item.nodeid} uses {sorted(SHARED_SESSION_FIXTURES)}: add {item.path.name} to "
-                    "SHARED_FILES in tests/conftest.py (one worker builds those fixtures)", pytrace=False)
+                    "WORKER_GROUPS in tests/conftest.py (one worker builds those fixtures)", pytrace=False)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
-    class SharedFilesOnOneWorker(LoadScopeScheduling):
+    class GroupedFiles(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "shared" if nodeid.split("::")[0].rsplit("/", 1)[-1] in SHARED_FILES else nodeid
+            return WORKER_GROUPS.get(nodeid.split("::")[0].rsplit("/", 1)[-1], nodeid)
 
-    return SharedFilesOnOneWorker(config, log)
+    return GroupedFiles(config, log)
+
+
+def session_store(tmp_path_factory) -> Path:
+    """The session's tiny run store (one for all xdist workers of the session)."""
+    base = tmp_path_factory.getbasetemp()
+    store = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "sparsevis-runs"
+    store.mkdir(exist_ok=True)
+    return store
 
 
 def pytest_configure(config):
@@ -66,8 +77,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def run_store(tmp_path_factory):
     """One run store for the session; the kernels papermill starts inherit the environment."""
-    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"
-    store.mkdir(exist_ok=True)
+    store = session_store(tmp_path_factory)
     env = {"SPARSEVIS_RUNS_DIR": str(store), "TQDM_DISABLE": "1",
            "SPARSEVIS_FIGURES_DIR": str(tmp_path_factory.mktemp("figures"))}
     if DATA is not None:
@@ -92,8 +102,7 @@ def built(tmp_path_factory):
     """The tiny book, built once for the session (and once more, to time a rerun)."""
     root = tmp_path_factory.mktemp("book")
     _copy_sources(root)
-    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"   # shared with the notebook tests
-    store.mkdir(exist_ok=True)
+    store = session_store(tmp_path_factory)   # shared with the notebook tests
     env = {"SPARSEVIS_RUNS_DIR": str(store),
            # reuse the checkout's npm tarballs when a build there fetched them already
            "SPARSEVIS_VENDOR_DIR": str(ROOT / "_build" / "vendor")}

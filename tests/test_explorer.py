@@ -8,7 +8,7 @@ unavailable, with the file to get, when offline and missing; the widget draws in
 papermill N times in a row (issue 18: it used to hang in nbclient), reaching its first update
 with nothing trained.
 
-The run store is the session's ``<basetemp>/sparsevis-runs``, shared with test_notebooks.py, so
+The run store is the session's (``conftest.session_store``), shared with test_notebooks.py, so
 the prune stage runs once per session.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from sparsevis import attribution, explorer, prune, weights
 from sparsevis.explorer import Explorer, find_run
 from sparsevis.weights import MOBILENET_V2_FILE, checkpoint_path
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, session_store
 from tests.test_notebooks import _outputs
 
 pytestmark = pytest.mark.slow   # the first test runs the tiny prune stage (seconds to a minute)
@@ -37,8 +37,7 @@ RUN = "synthetic-sv_resnet_s-imp-s0"
 
 @pytest.fixture(scope="module")
 def ex(tmp_path_factory):
-    store = tmp_path_factory.getbasetemp() / "sparsevis-runs"
-    store.mkdir(exist_ok=True)
+    store = session_store(tmp_path_factory)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SPARSEVIS_RUNS_DIR", str(store))
         yield Explorer(PROFILE, RUN, device="cpu", n_images=4)

@@ -193,10 +193,10 @@ def test_killed_book_build_resumes_to_the_uninterrupted_book(built, tmp_path_fac
 
     from sparsevis import book
     from tests import fixtures
-    from tests.conftest import DATA, _copy_sources
+    from tests.conftest import DATA, _copy_sources, session_store
 
     ref_root, ref_html, _, _ = built
-    ref_store = tmp_path_factory.getbasetemp() / "sparsevis-runs"
+    ref_store = session_store(tmp_path_factory)
     root, store = tmp_path / "book", tmp_path / "runs"
     root.mkdir()
     _copy_sources(root)

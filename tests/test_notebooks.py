@@ -1,7 +1,7 @@
 """The study notebooks run end to end with papermill on the tiny profile and draw their figures.
 
 Each notebook runs (or finds cached) its study stage itself, as it does when run by hand. The
-run store is the session's ``<basetemp>/sparsevis-runs`` (shared with test_explorer.py), so the
+run store is the session's (``conftest.session_store``, shared with test_explorer.py), so the
 prune stage runs once for the session. Without the model-vs-human stimuli (``$SPARSEVIS_DATA_DIR``
 or ``../shared/data``) the notebooks run on the synthetic track only.
 """
