@@ -262,6 +262,45 @@ def accuracy_label(rows, track: str) -> str:
     return f"test accuracy ({', '.join(sorted(acc[acc.track == track].dataset.unique()))})"
 
 
+MAX_MODEL_COLUMNS = 4    # models side by side in a curves figure; more wrap onto further rows
+
+
+class ModelPanels(NamedTuple):
+    """A curves figure: ``rows`` panel rows (metrics, datasets) per model, the models in blocks of
+    at most :data:`MAX_MODEL_COLUMNS` columns, one block under the other."""
+
+    fig: object
+    axes: np.ndarray
+    rows: int
+    cols: int
+
+    def ax(self, i: int, j: int):
+        """The panel of row ``i`` for model ``j``."""
+        return self.axes[(j // self.cols) * self.rows + i, j % self.cols]
+
+    def first_column(self, j: int) -> bool:
+        return j % self.cols == 0
+
+    def last_column(self, j: int, n_models: int) -> bool:
+        return j % self.cols == self.cols - 1 or j == n_models - 1
+
+
+def model_panels(rows: int, n_models: int, row_height: float, **kw) -> ModelPanels:
+    """The figure and panels of a curves figure (:class:`ModelPanels`); ``kw`` go to
+    ``plt.subplots`` (e.g. ``sharey``). Panels of the last block left without a model are hidden."""
+    import matplotlib.pyplot as plt
+
+    cols = max(1, min(n_models, MAX_MODEL_COLUMNS))
+    blocks = -(-n_models // cols)
+    fig, axes = plt.subplots(rows * blocks, cols, squeeze=False,
+                             figsize=(FIGURE_WIDTH, 0.9 + row_height * rows * blocks), **kw)
+    panels = ModelPanels(fig, axes, rows, cols)
+    for j in range(n_models, blocks * cols):
+        for i in range(rows):
+            panels.ax(i, j).set_visible(False)
+    return panels
+
+
 def accuracy_twin(ax, acc, labelled: bool) -> None:
     """Test accuracy (rows with sparsity, value, ci_low, ci_high) on a right-hand 0..1 axis behind
     ``ax``'s own lines; ``labelled``: tick labels and title on this panel (one per row)."""

@@ -87,19 +87,19 @@ def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
     labels = metric_labels()
     models = list(dict.fromkeys(sub["model"]))
     metric_rows = [m for m in labels if m in set(sub["metric"])]
-    fig, axes = plt.subplots(len(metric_rows), len(models), squeeze=False, sharey="row",
-                             figsize=(plotting.FIGURE_WIDTH, 0.9 + 2.05 * len(metric_rows)))
+    panels = plotting.model_panels(len(metric_rows), len(models), 2.05, sharey="row")
+    fig = panels.fig
     smax = sub["sparsity"].max()
     for j, model in enumerate(models):
         for i, metric in enumerate(metric_rows):
-            ax = axes[i, j]
+            ax = panels.ax(i, j)
             for m in here:
                 g = sub[(sub["model"] == model) & (sub["metric"] == metric) & (sub["method"] == m)]
                 if len(g):
                     plotting.line_with_band(ax, g["sparsity"], g["value"], g["ci_low"], g["ci_high"],
                                             color=color(m), ls="-" if is_paper(m) else "--",
                                             markersize=3.5, lw=1.5)
-            plotting.accuracy_twin(ax, acc[acc["model"] == model], labelled=j == len(models) - 1)
+            plotting.accuracy_twin(ax, acc[acc["model"] == model], labelled=panels.last_column(j, len(models)))
             plotting.sparsity_axis(ax, max_sparsity=smax, label="sparsity" if i == len(metric_rows) - 1 else "")
             ax.tick_params(axis="x", labelsize=7)
             if i < len(metric_rows) - 1:
@@ -107,7 +107,7 @@ def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
             if i == 0:
                 n = sub.loc[sub["model"] == model, "n_params"].iloc[0]
                 ax.set_title(f"{model}\n{n / 1e6:.2f} M params", fontsize=9)
-            if j == 0:
+            if panels.first_column(j):
                 ax.set_ylabel(labels[metric])
     handles = [Line2D([], [], color=color(m), ls="-" if is_paper(m) else "--", marker="o", markersize=3.5,
                       label=method_label(m)) for m in here]

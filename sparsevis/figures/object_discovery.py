@@ -51,17 +51,17 @@ def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
     sub = study[study["track"] == track]
     models = list(dict.fromkeys(sub["model"]))
     datasets = list(dict.fromkeys(sub["dataset"]))
-    fig, axes = plt.subplots(len(datasets), len(models), squeeze=False, sharey=True,
-                             figsize=(plotting.FIGURE_WIDTH, 0.8 + 2.5 * len(datasets)))
+    panels = plotting.model_panels(len(datasets), len(models), 2.5, sharey=True)
+    fig = panels.fig
     for i, dataset in enumerate(datasets):
         for j, model in enumerate(models):
-            ax = axes[i, j]
+            ax = panels.ax(i, j)
             for m in here:
                 g = sub[(sub["model"] == model) & (sub["dataset"] == dataset) & (sub["method"] == m)]
                 if len(g):
                     plotting.line_with_band(ax, g["sparsity"], g["value"], g["ci_low"], g["ci_high"],
                                             color=COLORS.get(m), ls=linestyle(m))
-            plotting.accuracy_twin(ax, acc[acc["model"] == model], labelled=j == len(models) - 1)
+            plotting.accuracy_twin(ax, acc[acc["model"] == model], labelled=panels.last_column(j, len(models)))
             plotting.sparsity_axis(ax, max_sparsity=sub["sparsity"].max(),
                                    label="sparsity" if i == len(datasets) - 1 else "")
             ax.tick_params(axis="x", labelsize=7)
@@ -69,7 +69,7 @@ def curves_figure(rows: pd.DataFrame, track: str, profile: str, methods=None):
             if i == 0:
                 n = sub.loc[sub["model"] == model, "n_params"].iloc[0]
                 ax.set_title(f"{model}\n{n / 1e6:.2f} M params", fontsize=9)
-            if j == 0:
+            if panels.first_column(j):
                 ax.set_ylabel(f"CorLoc · {dataset}" if len(datasets) > 1 else "CorLoc")
     handles = [Line2D([], [], color=COLORS.get(m), ls=linestyle(m), marker="o", label=name(m)) for m in here]
     handles.append(Line2D([], [], label=plotting.accuracy_label(rows, track), **plotting.ACCURACY_STYLE))
