@@ -198,6 +198,25 @@ def test_flat_maps_table():
     assert set(table.values.ravel()) == {"30%"}
     assert table.index.get_level_values("method").unique().tolist() == ["Grad-CAM"]
     assert fi.flat_maps_table(_interp_rows()[lambda d: d.metric != "degenerate_maps"]).empty
+    # another model at other sparsities (the real track's one-shot levels): columns in order, a dash
+    # where a model has no checkpoint (was "nan%")
+    other = _interp_rows()[lambda d: (d.model == "sv_resnet_s") & (d.sparsity > 0)].assign(
+        model="mobilenet_v2", sparsity=lambda d: d.sparsity - 0.3)
+    table = fi.flat_maps_table(pd.concat([_interp_rows(), other]), methods=["gradcam"])
+    assert list(table.columns) == ["0 %", "20 %", "45 %", "50 %", "75 %"]
+    assert table.loc[("synthetic", "mobilenet_v2", "Grad-CAM")].tolist() == ["–", "30%", "30%", "–", "–"]
+    assert "nan" not in " ".join(table.values.ravel())
+
+
+def test_model_panels_wrap_at_four_columns():
+    panels = plotting.model_panels(3, 6, 2.0, sharey="row")
+    assert panels.axes.shape == (6, 4) and panels.cols == 4
+    assert panels.ax(2, 5) is panels.axes[5, 1] and panels.ax(0, 3) is panels.axes[0, 3]
+    assert [panels.first_column(j) for j in range(6)] == [True, False, False, False, True, False]
+    assert [panels.last_column(j, 6) for j in range(6)] == [False, False, False, True, False, True]
+    hidden = [ax for ax in panels.fig.axes if not ax.get_visible()]
+    assert len(hidden) == 6 and panels.ax(0, 6) in hidden        # the empty places of the last block
+    assert plotting.model_panels(2, 3, 2.0).axes.shape == (2, 3)    # few models: one block
 
 
 def _examples(n=5, hw=(8, 8), datasets=None):

@@ -127,9 +127,13 @@ def flat_maps_table(rows: pd.DataFrame, methods=None) -> pd.DataFrame:
     if flat.empty:
         return pd.DataFrame()
     share = flat.assign(method=flat["method"].map(method_label),
-                        sparsity=flat["sparsity"].map(plotting.format_sparsity))
-    return (share.pivot_table(index=["track", "model", "method"], columns="sparsity", values="value", sort=False)
-            .map(lambda v: f"{v:.0%}"))
+                        label=flat["sparsity"].map(plotting.format_sparsity))
+    # columns in order of sparsity; a model without a checkpoint at a column's sparsity shows a dash
+    order = share.groupby("label")["sparsity"].min().sort_values().index
+    table = share.pivot_table(index=["track", "model", "method"], columns="label", values="value",
+                              sort=False)[list(order)]
+    table.columns.name = "sparsity"
+    return table.map(lambda v: "–" if pd.isna(v) else f"{v:.0%}")
 
 
 def grid_methods(study: pd.DataFrame, methods=None) -> list[str]:
