@@ -191,7 +191,10 @@ def _iterations(run: PruneRun, data: tracks.TrackData, out: Path, device, versio
     for k, target in bar:
         ckpt = out / f"iter-{k:02d}.pt"
         if ckpt.exists():
-            parent = prune.read(ckpt, expect={"run_id": rid, "arch": run.arch})["sha256"]
+            stored = prune.read(ckpt, expect={"run_id": rid, "arch": run.arch})
+            if main and not Path(f"{ckpt}.json").exists():   # killed between the file and its sidecar
+                prune.write_sidecar(ckpt, stored)
+            parent = stored["sha256"]
             continue
         bar.set_postfix(sparsity=f"{target:.3f}")
         model, train_precision = _make_iteration(run, data, k, target, out, device)

@@ -157,3 +157,10 @@ def test_checkpoints_and_rows_record_the_training_precision(tmp_path, monkeypatc
         (out / f).unlink()
     runner.run_prune(run, device="cpu")
     assert "train_precision" not in prune.read(out / "iter-02.pt")["meta"]
+    # a run killed between a checkpoint and its sidecar: the resumed run writes the sidecar
+    sidecar = out / "iter-01.pt.json"
+    before = sidecar.read_text()
+    for f in (sidecar, out / "DONE"):
+        f.unlink()
+    runner.run_prune(run, device="cpu")
+    assert sidecar.read_text() == before

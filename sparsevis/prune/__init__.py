@@ -9,7 +9,7 @@ The public surface (design.md)::
 """
 from sparsevis.checkpoint_format import load_state_dict_file, read
 
-from .checkpoint import load, save
+from .checkpoint import load, save, write_sidecar
 from .masks import (
                     apply_masks,
                     mask_state,
@@ -27,5 +27,5 @@ __all__ = [
     "BASES", "Prunable", "apply_masks", "canonical_preset", "global_magnitude",
     "imp_schedule", "load", "mask_state", "set_mask_state", "load_state_dict_file", "masked_parameters", "prunable",
     "prune_by_scores", "pruning_info", "random_prune", "read", "report", "save", "snip",
-    "sparsity", "sync_masks",
+    "sparsity", "sync_masks", "write_sidecar",
 ]

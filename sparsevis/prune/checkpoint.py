@@ -58,12 +58,17 @@ def save(model: nn.Module, path: str | os.PathLike, **meta) -> str:
     # the file, the sidecar and the hash hold the same values
     record = json.loads(_canonical(record))
     digest = content_hash(state, masks, record)
-    sidecar = _sidecar(path)
-    sidecar.unlink(missing_ok=True)  # killed before the new one is written: none, not a stale one
-    atomic_torch_save({"format": FORMAT, "state_dict": state, "masks": masks, "meta": record,
-                       "sha256": digest}, path)
-    atomic_write_json(sidecar, {**record, "sha256": digest})
+    _sidecar(path).unlink(missing_ok=True)  # killed before the new one is written: none, not a stale one
+    ckpt = {"format": FORMAT, "state_dict": state, "masks": masks, "meta": record, "sha256": digest}
+    atomic_torch_save(ckpt, path)
+    write_sidecar(path, ckpt)
     return digest
+
+
+def write_sidecar(path: str | os.PathLike, ckpt: dict) -> None:
+    """The metadata sidecar ``<file>.json`` of a checkpoint (as :func:`read` returns it): written
+    by :func:`save`, and again by a resumed run where a kill between the two writes left none."""
+    atomic_write_json(_sidecar(path), {**ckpt["meta"], "sha256": ckpt["sha256"]})
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None,
