@@ -141,16 +141,26 @@ def test_import_errors_name_the_file(store, tmp_path):
         import_checkpoints(tmp_path / "nowhere", "torchvision/mobilenet_v2")
 
 
-def test_a_changed_image_list_is_a_new_study(tmp_path, monkeypatch):
+def _private_mvh(tmp_path, monkeypatch, kinds: tuple[str, ...], datasets) -> Path:
+    """A copy of the model-vs-human folders ``kinds`` of ``datasets`` that a test may change,
+    set as the data dir; the test is skipped without the shared stimuli."""
     shared = Path(os.environ.get("SPARSEVIS_DATA_DIR", ROOT.parent / "shared" / "data")) / "model-vs-human"
-    if not (shared / "datasets" / "edge").is_dir():
+    if not all((shared / kind / "edge").is_dir() for kind in kinds):
         pytest.skip("model-vs-human stimuli not available")
     mvh = tmp_path / "data" / "model-vs-human"
-    for d in ("edge", "silhouette"):
-        shutil.copytree(shared / "datasets" / d, mvh / "datasets" / d)
+    for kind in kinds:
+        for d in datasets:
+            shutil.copytree(shared / kind / d, mvh / kind / d)
     monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "data"))
-    real = tracks.get("real")
-    run = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.5))
+    return mvh
+
+
+REAL_RUN = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.5))
+
+
+def test_a_changed_image_list_is_a_new_study(tmp_path, monkeypatch):
+    mvh = _private_mvh(tmp_path, monkeypatch, ("datasets",), ("edge", "silhouette"))
+    real, run = tracks.get("real"), REAL_RUN
     before = real.inputs("interpretability", run, None)
     victim = next((mvh / "datasets" / "edge").rglob("*.png"))
     victim.unlink()
@@ -164,21 +174,13 @@ def test_a_changed_image_list_is_a_new_study(tmp_path, monkeypatch):
 
 
 def test_changed_human_responses_are_a_new_alignment_study(tmp_path, monkeypatch):
-    shared = Path(os.environ.get("SPARSEVIS_DATA_DIR", ROOT.parent / "shared" / "data")) / "model-vs-human"
-    if not (shared / "raw-data" / "edge").is_dir():
-        pytest.skip("model-vs-human stimuli not available")
-    mvh = tmp_path / "data" / "model-vs-human"
-    for kind in ("datasets", "raw-data"):
-        for d in tracks.get("real").alignment_datasets:
-            shutil.copytree(shared / kind / d, mvh / kind / d)
-    monkeypatch.setenv("SPARSEVIS_DATA_DIR", str(tmp_path / "data"))
     real = tracks.get("real")
-    run = PruneRun("real", "torchvision/mobilenet_v2", "oneshot", levels=(0.0, 0.5))
-    before = real.inputs("alignment", run, None)
+    mvh = _private_mvh(tmp_path, monkeypatch, ("datasets", "raw-data"), real.alignment_datasets)
+    before = real.inputs("alignment", REAL_RUN, None)
     trials = sorted((mvh / "raw-data" / "edge").glob("*.csv"))[0]
     lines = trials.read_text().splitlines(keepends=True)
     trials.write_text("".join(lines[:-1]))          # one human trial fewer, the same images
-    after = real.inputs("alignment", run, None)
+    after = real.inputs("alignment", REAL_RUN, None)
     assert [a[:2] for a in after] == [b[:2] for b in before] and after != before
 
 
