@@ -1,4 +1,4 @@
-"""Throughput of the prune stage's training and of Grad-CAM attribution vs the loops they cannot beat.
+"""Throughput of the prune stage's training and of attribution (Grad-CAM, IG-SmoothGrad) vs the loops they cannot beat.
 
 * training: :func:`sparsevis.train.train` for one epoch of a :class:`~sparsevis.train.TensorData`
   of SynthScenes (uint8 images normalised and flipped per batch, the synthetic track's data),
@@ -9,6 +9,9 @@
   study calls it (eval mode, explicit targets, channels-last CNN) vs a pure loop on the same
   model and batches: forward, and the gradient of the target logits w.r.t. the last stage's
   output (what any CAM needs).
+* IG-SmoothGrad: the same call with 8 steps and 2 noise samples vs a pure loop of as many
+  forward + backward passes to the input through the module IG runs (a CNN's BatchNorm-folded,
+  channels-last copy, :func:`sparsevis.features.folded_copy`).
 
 Both sides of each pair are timed side by side (benchmarks/bench_common.py); rates are images/s.
 
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_common import side_by_side
-from sparsevis import attribution, models, prune
+from sparsevis import attribution, features, models, prune
 from sparsevis.config import TrainConfig
 from sparsevis.data import synthscenes as ss
 from sparsevis.train import TensorData, train
@@ -59,8 +62,8 @@ def bench_train(arch: str, n: int, batch: int, repeat: int, size: int = 64) -> d
     return dict(arch=arch, n=n, batch=batch, size=size, train=n / t["train"], pure=n / t["pure"])
 
 
-def bench_gradcam(arch: str, n: int, batch: int, repeat: int, size: int = 64) -> dict:
-    """Images/s of Grad-CAM through the registry and of the pure forward + backward loop."""
+def _study_chunks(arch: str, n: int, batch: int, size: int):
+    """An untrained model in eval mode (channels-last when a CNN) and (images, target) chunks."""
     images, _ = _synthetic(n, size)
     torch.manual_seed(0)
     model = models.create(arch, num_classes=len(ss.CLASSES)).eval()
@@ -69,7 +72,12 @@ def bench_gradcam(arch: str, n: int, batch: int, repeat: int, size: int = 64) ->
     x = ss.normalize(images)
     with torch.no_grad():
         target = model(x).argmax(1)
-    chunks = list(zip(x.split(batch), target.split(batch)))
+    return model, list(zip(x.split(batch), target.split(batch)))
+
+
+def bench_gradcam(arch: str, n: int, batch: int, repeat: int, size: int = 64) -> dict:
+    """Images/s of Grad-CAM through the registry and of the pure forward + backward loop."""
+    model, chunks = _study_chunks(arch, n, batch, size)
     stage = models.surface(model).last_stage
 
     def cam():
@@ -89,6 +97,29 @@ def bench_gradcam(arch: str, n: int, batch: int, repeat: int, size: int = 64) ->
     return dict(arch=arch, n=n, batch=batch, size=size, gradcam=n / t["gradcam"], pure=n / t["pure"])
 
 
+def bench_ig(arch: str, n: int, batch: int, repeat: int, size: int = 64, n_steps: int = 8) -> dict:
+    """Images/s of IG-SmoothGrad (2 noise samples) through the registry and of the pure loop of
+    as many forward + backward passes (the input gradient of the target logits) through the
+    same module it runs, the model's BatchNorm-folded channels-last copy for a CNN."""
+    model, chunks = _study_chunks(arch, n, batch, size)
+    net = features.folded_copy(model)
+    passes = 2 * n_steps
+
+    def ig():
+        return [attribution.attribute("ig_smoothgrad", model, xb, target=tb, batch_size=None, n_steps=n_steps, seed=0)
+                for xb, tb in chunks]
+
+    def pure():
+        for xb, tb in chunks:
+            leaf = xb.clone().requires_grad_(True)
+            inp = leaf.contiguous(memory_format=torch.channels_last) if net is not model else leaf
+            for _ in range(passes):
+                torch.autograd.grad(net(inp).gather(1, tb[:, None]).sum(), leaf)
+
+    t = side_by_side({"ig": ig, "pure": pure}, repeat)
+    return dict(arch=arch, n=n, batch=batch, size=size, n_steps=n_steps, ig=n / t["ig"], pure=n / t["pure"])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="timm/sv_resnet_s")
@@ -100,6 +131,8 @@ def main(argv=None) -> None:
     print(f"train.train {r['train']:.1f} img/s, pure loop {r['pure']:.1f} img/s: {r['train'] / r['pure']:.2f}")
     r = bench_gradcam(a.arch, a.n, a.batch, a.repeat)
     print(f"Grad-CAM {r['gradcam']:.1f} img/s, pure fwd+bwd {r['pure']:.1f} img/s: {r['gradcam'] / r['pure']:.2f}")
+    r = bench_ig(a.arch, a.n, a.batch, a.repeat)
+    print(f"IG-SmoothGrad {r['ig']:.1f} img/s, pure loop {r['pure']:.1f} img/s: {r['ig'] / r['pure']:.2f}")
 
 
 if __name__ == "__main__":

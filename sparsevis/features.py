@@ -45,6 +45,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -63,7 +64,7 @@ SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
 log = logging.getLogger("sparsevis")
 
 __all__ = ["SURFACE_OUTPUTS", "extract", "iterate", "make_loader", "is_cnn", "default_workers", "loader_workers",
-           "fold_batchnorm", "logits_cache"]
+           "fold_batchnorm", "folded_copy", "logits_cache"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +215,32 @@ def fold_batchnorm(model: nn.Module) -> nn.Module | None:
     return folded.eval()
 
 
+_FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> (fingerprint, copy)
+
+
+def folded_copy(model: nn.Module) -> nn.Module:
+    """What computes a CNN's logits, and their gradients with respect to the input, fastest:
+    its :func:`fold_batchnorm` copy in channels-last memory format (feed it channels-last
+    images). The model itself when it is in training mode, not a CNN, or has nothing to fold.
+
+    The copy is remembered while none of the model's tensors is replaced or changed in place,
+    so methods that call it once per chunk of images fold once per model."""
+    if model.training or not is_cnn(model):
+        return model
+    fingerprint = _state_fingerprint(model)
+    memo = _FOLDED.get(model)
+    if memo is None or memo[0] != fingerprint:
+        folded = fold_batchnorm(model)   # (the memo never holds the model: it would outlive it)
+        memo = (fingerprint, None if folded is None else folded.to(memory_format=torch.channels_last))
+        _FOLDED[model] = memo
+    return model if memo[1] is None else memo[1]
+
+
+def _state_fingerprint(model: nn.Module) -> tuple:
+    """Changes whenever a tensor of the model's state is replaced or changed in place."""
+    return tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in model.state_dict().items())
+
+
 def _count_batchnorms(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
@@ -335,9 +362,7 @@ def _run(model, data, fn, device, batch_size, workers, precision, channels_last,
     with _prepared(model, device, channels_last, compile) as to_cl:
         call = _resolve_fn(model, fn)
         if to_cl and call is model and not compile:
-            folded = fold_batchnorm(model)
-            if folded is not None:
-                call = folded.to(memory_format=torch.channels_last)
+            call = folded_copy(model)
         for batch in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False):
             x, rest = _split_batch(batch, input_key)
             strict = prec.strict_fp32() if precision == "fp32" else contextlib.nullcontext()
@@ -425,11 +450,10 @@ def _model_digest(model: nn.Module) -> str:
     """Content hash of the model's state (weights, buffers, masks), remembered on the model
     while no tensor of it is replaced or changed in place (their addresses and version
     counters say so): a large model is hashed once, not once per call."""
-    state = model.state_dict()
-    fingerprint = tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in state.items())
+    fingerprint = _state_fingerprint(model)
     memo = getattr(model, "_sparsevis_digest", None)
     if memo is None or memo[0] != fingerprint:
-        memo = (fingerprint, content_hash(state, {}, {"class": type(model).__qualname__}))
+        memo = (fingerprint, content_hash(model.state_dict(), {}, {"class": type(model).__qualname__}))
         model._sparsevis_digest = memo
     return memo[1]
 

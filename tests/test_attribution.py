@@ -447,3 +447,64 @@ def test_cnn_gradcam_matches_captum(zoo, name):
     expected = A.minmax(A.upsample(cam.detach(), hw))
     assert expected.flatten(1).amax(1).gt(0).sum() >= 2     # not a case of all-zero maps
     torch.testing.assert_close(A.attribute("gradcam", model, x, target=target), expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
+                                  "riemann_middle"])
+def test_ig_integration_rules_are_captums(rule):
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes, alphas = approximation_parameters(rule)
+    for n in (2, 3, 8, 50):
+        points, weights = A.gradients.integration_points(rule, n)
+        torch.testing.assert_close(torch.tensor(points, dtype=torch.float64),   # captum's linspace: float32
+                                   torch.tensor(alphas(n), dtype=torch.float64), atol=1e-7, rtol=0)
+        assert abs(sum(weights) - 1) < 1e-12
+        # captum's trapezoid weighs points 1/(n-1) apart with 1/n: its weights sum to (n-1)/n
+        captum_weights = torch.tensor(step_sizes(n), dtype=torch.float64) * (
+            n / (n - 1) if rule == "riemann_trapezoid" else 1)
+        torch.testing.assert_close(torch.tensor(weights, dtype=torch.float64), captum_weights, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["sv_resnet_s", "tv_mobilenet_v2", "sv_vit_t"])
+def test_ig_smoothgrad_matches_captum(zoo, name):
+    """IG-SmoothGrad is computed without captum (on a CNN through its BatchNorm-folded,
+    channels-last copy); captum's IntegratedGradients is the reference: without noise directly,
+    with noise on the same noisy copies (the seed's draw), averaged over them as NoiseTunnel's
+    smoothgrad does."""
+    from captum.attr import IntegratedGradients
+
+    model, hw = zoo[name]
+    model.eval()
+    x = _images(hw, n=3)
+    target = torch.tensor([0, 3, 1])
+    baseline = torch.full((3, *hw), 0.25)
+
+    def captum_ig(images, steps, rule="gausslegendre"):
+        with torch.enable_grad():
+            return IntegratedGradients(model).attribute(images.clone().requires_grad_(True), baselines=baseline.expand_as(images),
+                                                        target=target, n_steps=steps, method=rule).detach()
+
+    for steps, rule, chunk in ((5, "gausslegendre", None), (4, "riemann_middle", 7)):
+        ours = A.attribute("ig_smoothgrad", model, x, target=target, stdevs=0.0, nt_samples=1, n_steps=steps,
+                           baseline=baseline, integration=rule, internal_batch_size=chunk)
+        expected = captum_ig(x, steps, rule).pow(2).sum(1)
+        assert expected.flatten(1).amax(1).gt(0).all()
+        torch.testing.assert_close(ours, expected, atol=1e-7 * float(expected.max()), rtol=1e-3)
+    ours = A.attribute("ig_smoothgrad", model, x, target=target, stdevs=0.5, nt_samples=3, n_steps=3,
+                       baseline=baseline, seed=11)
+    with A.base.seeded(11, x.device):
+        noisy = x + 0.5 * torch.randn((3, *x.shape))
+    expected = torch.stack([captum_ig(n, 3) for n in noisy]).mean(0).pow(2).sum(1)
+    torch.testing.assert_close(ours, expected, atol=1e-7 * float(expected.max()), rtol=1e-3)
+
+
+def test_gradient_matches_captum_saliency(zoo):
+    from captum.attr import Saliency
+
+    model, hw = zoo["tv_mobilenet_v2"]
+    model.eval()
+    x, target = _images(hw, n=3), torch.tensor([2, 0, 5])
+    with torch.enable_grad():
+        expected = Saliency(model).attribute(x.clone().requires_grad_(True), target=target, abs=True).sum(1)
+    torch.testing.assert_close(A.attribute("gradient", model, x, target=target), expected, atol=1e-6, rtol=1e-4)
