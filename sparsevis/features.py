@@ -437,12 +437,30 @@ def logits_cache(directory: str | os.PathLike):
         _CACHE_DIRS.pop()
 
 
-def _image_digests(x: torch.Tensor) -> list[str]:
-    digests = []
+_DIGESTS: dict[int, tuple] = {}   # id(images) -> (weak reference, version counter, digests)
+
+
+def _image_digests(x: torch.Tensor) -> torch.Tensor:
+    """(N, 16) uint8: the first 16 bytes of each image's SHA-256. Remembered for the tensor
+    while it lives unchanged: a study passes one dataset's images once per checkpoint."""
+    memo = _DIGESTS.get(id(x))
+    version = None if x.is_inference() else x._version   # inference tensors keep no counter
+    if memo is not None and memo[0]() is x and version is not None and memo[1] == version:
+        return memo[2]
+    rows = []
     for image in x:
         h = hashlib.sha256()
         tensor_digest(h, image)
-        digests.append(h.hexdigest()[:32])
+        rows.append(h.digest()[:16])
+    digests = torch.frombuffer(bytearray(b"".join(rows)), dtype=torch.uint8).view(len(x), 16)
+    if version is not None:
+        key = id(x)
+
+        def forget(ref, key=key):
+            if _DIGESTS.get(key, (None,))[0] is ref:
+                del _DIGESTS[key]
+
+        _DIGESTS[key] = (weakref.ref(x, forget), version, digests)
     return digests
 
 
@@ -458,26 +476,68 @@ def _model_digest(model: nn.Module) -> str:
     return memo[1]
 
 
+_LOADED: dict[Path, tuple] = {}   # cache file -> (its stat when read or written, digests, logits, row index)
+_LOADED_MAX = 4                   # files kept in memory (the models of the checkpoints in use)
+
+
+def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, dict[bytes, int]]:
+    """(digests, logits, digest -> row) of a cache file; read from disk only when it changed
+    since this process last read or wrote it. Empty when missing, damaged or foreign."""
+    empty = (torch.zeros(0, 16, dtype=torch.uint8), None, {})
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return empty
+    signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+    memo = _LOADED.get(path)
+    if memo is not None and memo[0] == signature:
+        return memo[1:]
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        digests, logits = stored["digests"], stored["logits"]
+        if digests.dtype != torch.uint8 or digests.shape[1:] != (16,) or len(logits) != len(digests):
+            raise ValueError("not a logits cache of this version")
+    except Exception as e:   # a damaged or foreign file: computed again, then replaced
+        log.warning("logits cache %s unreadable (%s); computing again", path, e)
+        return empty
+    return _remember(path, signature, digests, logits)
+
+
+def _remember(path: Path, signature: tuple, digests: torch.Tensor, logits: torch.Tensor):
+    index = {row.tobytes(): i for i, row in enumerate(digests.numpy())}
+    _LOADED.pop(path, None)
+    while len(_LOADED) >= _LOADED_MAX:
+        del _LOADED[next(iter(_LOADED))]   # the least recently used
+    _LOADED[path] = (signature, digests, logits, index)
+    return digests, logits, index
+
+
 def _cached_logits(model: nn.Module, x: torch.Tensor, precision: str, compute: Callable) -> torch.Tensor:
-    key = stable_hash({"model": _model_digest(model), "precision": precision, "torch": torch.__version__}, 32)
+    key = stable_hash({"model": _model_digest(model), "precision": precision, "torch": torch.__version__,
+                       "format": 2}, 32)
     path = _CACHE_DIRS[-1] / f"{key}.pt"
-    known: dict[str, torch.Tensor] = {}
-    if path.is_file():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            known = dict(zip(stored["images"], stored["logits"]))
-        except Exception as e:   # a damaged or foreign file: computed again, then replaced
-            log.warning("logits cache %s unreadable (%s); computing again", path, e)
     digests = _image_digests(x)
-    missing = [i for i, d in enumerate(digests) if d not in known]
+    known, logits, index = _read_cache(path)
+    rows = [index.get(d.tobytes()) for d in digests.numpy()]
+    missing = [i for i, r in enumerate(rows) if r is None]
     if missing:
         fresh = compute(x if len(missing) == len(x) else x[missing])
         if not (isinstance(fresh, torch.Tensor) and fresh.dim() == 2):
             return fresh   # not logits, nothing cached (so every image was missing)
-        known.update(zip((digests[i] for i in missing), fresh))
-        names = list(known)
-        atomic_torch_save({"images": names, "logits": torch.stack([known[n] for n in names])}, path)
-    return torch.stack([known[d] for d in digests])
+        if logits is not None and logits.shape[1:] != fresh.shape[1:]:
+            known, logits, index = torch.zeros(0, 16, dtype=torch.uint8), None, {}   # a digest collision? start anew
+            rows = [None] * len(x)
+            missing = list(range(len(x)))
+        # an image may occur twice in x: store it once
+        new = {digests[i].numpy().tobytes(): j for j, i in enumerate(missing)}
+        order = list(new.values())
+        known = torch.cat([known, digests[missing][order]])
+        logits = fresh[order].clone() if logits is None else torch.cat([logits, fresh[order]])
+        atomic_torch_save({"digests": known, "logits": logits}, path)
+        st = path.stat()
+        known, logits, index = _remember(path, (st.st_mtime_ns, st.st_size, st.st_ino), known, logits)
+        rows = [index[d.tobytes()] for d in digests.numpy()]
+    return logits[torch.tensor(rows, dtype=torch.long)]
 
 
 def extract(model: nn.Module, data, fn=None, *, device: str | torch.device | None = "auto",

@@ -248,3 +248,19 @@ def test_logits_cache_computes_each_image_once_per_model(tmp_path, caplog):
         seen.clear()
         features.extract(model, x[:2], device="cpu", channels_last=False, progress=False)
         assert seen == []
+        # an image given twice is computed for both places and stored once
+        dup = torch.cat([x[9:11], x[9:11]])
+        seen.clear()
+        twice = features.extract(model, dup, device="cpu", channels_last=False, progress=False)
+        assert sum(seen) == 4 and torch.equal(twice[:2], twice[2:])
+        seen.clear()
+        assert torch.equal(features.extract(model, x[9:11], device="cpu", channels_last=False, progress=False),
+                           twice[:2]) and seen == []
+        # images changed in place are other images (their digests are remembered per tensor)
+        features.extract(model, x, device="cpu", channels_last=False, progress=False)
+        seen.clear()
+        x.mul_(1.5)
+        changed = features.extract(model, x, device="cpu", channels_last=False, progress=False)
+        assert sum(seen) == 12
+        torch.testing.assert_close(changed, features.extract(model, x, device="cpu", channels_last=False,
+                                                             progress=False))
