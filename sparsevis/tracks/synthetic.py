@@ -40,12 +40,13 @@ class Synthetic(Track):
     def alignment_sets(self, run, n: int | None) -> list[AlignmentSet]:
         """Cue-conflict and every OOD condition of SynthScenes, ``n`` images each; no human
         data exists for them, so none is simulated."""
-        splits = [("cue-conflict", None)] + [(d, c) for d, conds in ss.ood_splits() for c in conds]
         out = []
-        for dataset, condition in splits:
-            b = ss.make_split(dataset, n, seed=STUDY_SEED, condition=condition, size=run.data.size,
-                              texture_prob=run.data.texture_prob)
-            name = dataset if condition is None else f"{dataset}:{condition}"
-            out.append(AlignmentSet(name, ss.normalize(b.images), [f"{name}-{i}" for i in range(n)],
-                                    labels=b.labels, texture_labels=getattr(b, "texture_labels", None)))
+        for dataset, conditions in [("cue-conflict", (None,)), *ss.ood_splits()]:
+            # every condition of a dataset at once: its scenes are rendered once, not per condition
+            every = ss.make_split(dataset, n, seed=STUDY_SEED, size=run.data.size, texture_prob=run.data.texture_prob)
+            for condition in conditions:
+                b = every if condition is None else every.where(condition)
+                name = dataset if condition is None else f"{dataset}:{condition}"
+                out.append(AlignmentSet(name, ss.normalize(b.images), [f"{name}-{i}" for i in range(n)],
+                                        labels=b.labels, texture_labels=getattr(b, "texture_labels", None)))
         return out
