@@ -56,6 +56,25 @@ def test_logits_equal_plain_loop(which, request):
     assert same(features.extract(model, ds, device="cpu", batch_size=4, progress=False), ref)
 
 
+def test_cpu_slices_of_a_cnn_batch(resnet, vit, monkeypatch):
+    """On the CPU a CNN's batch runs in cache-sized slices: the same outputs within rounding,
+    for logits and surface outputs; not for ViTs nor for callables (their outputs may not be
+    batch-major), nor on the exact path."""
+    assert [features.cpu_slice(torch.empty(1, 3, s, s)) for s in (224, 64, 32, 1024)] == [4, 64, 256, 1]
+    x = _images(10)
+    sizes = []
+    monkeypatch.setattr(features, "cpu_slice", lambda t: sizes.append(len(t)) or 3)
+    logits = features.extract(resnet, x, device="cpu", batch_size=8, progress=False)
+    fmap = features.extract(resnet, x, "feature_map", device="cpu", batch_size=8, progress=False)
+    assert sizes == [8, 2, 8, 2]
+    torch.testing.assert_close(logits, _plain(resnet, x, 8), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fmap, _plain(models.surface(resnet).feature_map, x, 8), rtol=1e-4, atol=1e-5)
+    features.extract(resnet, x, device="cpu", batch_size=8, channels_last=False, progress=False)
+    features.extract(resnet, x, lambda t: resnet(t).sum(), device="cpu", batch_size=8, progress=False)
+    features.extract(vit, x, device="cpu", batch_size=8, progress=False)
+    assert sizes == [8, 2, 8, 2]
+
+
 def test_surface_outputs_equal_plain_loop(resnet, vit):
     x = _images(6)
     surf_r, surf_v = models.surface(resnet), models.surface(vit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from sparsevis import attribution, metrics, models
+from sparsevis import attribution, features, metrics, models
 from sparsevis.tracks import N_EXAMPLES, STUDY_SEED, Track
 
 from .base import Rows
@@ -28,8 +28,7 @@ def data(track: Track, run, params: dict):
 
 def evaluate(model, track: Track, imgs, params: dict, device, rows: Rows, context: dict) -> dict:
     x = imgs.x.to(device)
-    with torch.no_grad():
-        logits = model(x).detach().cpu()
+    logits = features.extract(model, x, device=device, progress=False)
     target = logits.argmax(1).to(x.device)
     maps = {}
     # images per attribution call; on the CPU small chunks stay in cache (IG-SmoothGrad's passes
