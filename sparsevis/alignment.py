@@ -51,6 +51,12 @@ from .metrics import (
     observed_consistency,
     shape_bias,
 )
+from .metrics.error_consistency import (
+    agreement_rates,
+    difference_from_rates,
+    kappa_from_rates,
+    observed_from_rates,
+)
 from .runtime import resolve_device
 from .stats import bootstrap_ci, bootstrap_ci_paired
 
@@ -294,15 +300,31 @@ def _n_conflict(t: pd.DataFrame) -> int:
 
 
 # ----------------------------------------------------------------------------- model vs humans
-def _mean_over_observers(metric):
-    def stat(model_correct, human):
-        vals = []
-        for j in range(human.shape[1]):
-            seen = ~np.isnan(human[:, j])
-            if seen.any():
-                vals.append(metric(model_correct[seen], human[seen, j].astype(bool)))
-        return _nanmean(vals)
-    return stat
+_FROM_RATES = {"accuracy_difference": difference_from_rates, "observed_consistency": observed_from_rates,
+               "error_consistency": kappa_from_rates}
+
+
+class _OverObservers:
+    """A statistic of a model's correctness (n,) and the observers' (n, J; NaN where an
+    observer did not see the image; or (n,) for one who saw all, a reference model): the mean
+    over observers of a metric of the two on the images each saw (observers with no image, or
+    an undefined value, left out). ``batched`` evaluates bootstrap replicates given as counts
+    of each image (R, n), all at once."""
+
+    def __init__(self, from_rates):
+        self.from_rates = from_rates
+
+    def __call__(self, model_correct, human) -> float:
+        return float(self.batched(np.ones((1, len(model_correct))), model_correct, human)[0])
+
+    def batched(self, counts: np.ndarray, model_correct, human) -> np.ndarray:
+        human = np.asarray(human, dtype=np.float64)
+        human = human[:, None] if human.ndim == 1 else human
+        seen = ~np.isnan(human)
+        values = self.from_rates(*agreement_rates(model_correct, np.nan_to_num(human).astype(bool), seen, counts))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # a replicate where every value is NaN
+            return np.nanmean(values, axis=-1)
 
 
 def _model_rows(decisions: pd.DataFrame, dataset: str | None) -> pd.DataFrame:
@@ -376,7 +398,8 @@ def compare_to_humans(decisions: pd.DataFrame, trials: pd.DataFrame, reference: 
             return statistic(*arrays), np.nan, np.nan
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            r = bootstrap_ci_paired(*arrays, statistic=statistic, n_boot=n_boot, ci=ci, seed=seed)
+            r = bootstrap_ci_paired(*arrays, statistic=statistic, n_boot=n_boot, ci=ci, seed=seed,
+                                    batched=getattr(statistic, "batched", None))
         return r.estimate, r.low, r.high
 
     groups = _groups(tr)
@@ -406,7 +429,7 @@ def compare_to_humans(decisions: pd.DataFrame, trials: pd.DataFrame, reference: 
                     seen = ~np.isnan(human[:, j])
                     add(ds, cond, name, "humans", s, metric(model_correct[seen], human[seen, j].astype(bool)),
                         seen.sum(), 1)
-            est, lo, hi = boot(model_correct, human, statistic=_mean_over_observers(metric))
+            est, lo, hi = boot(model_correct, human, statistic=_OverObservers(_FROM_RATES[name]))
             add(ds, cond, name, "humans", "mean", est, n_img, n_obs, lo, hi)
 
         if ref is not None:
@@ -416,9 +439,8 @@ def compare_to_humans(decisions: pd.DataFrame, trials: pd.DataFrame, reference: 
                 raise ValueError(f"reference: no decision for {int((~have).sum())} image(s) of {ds}/{cond}; "
                                  f"run the reference model on the whole dataset or pass allow_missing=True")
             ref_correct = rm["decision"].astype(str).to_numpy(dtype=object)[have] == category[have]
-            for name, metric in (("error_consistency", error_consistency),
-                                 ("observed_consistency", observed_consistency)):
-                est, lo, hi = boot(model_correct[have], ref_correct, statistic=metric)
+            for name in ("error_consistency", "observed_consistency"):   # the reference: one observer
+                est, lo, hi = boot(model_correct[have], ref_correct, statistic=_OverObservers(_FROM_RATES[name]))
                 add(ds, cond, name, "reference", "reference", est, int(have.sum()), 0, lo, hi)
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 

@@ -81,8 +81,14 @@ def bootstrap_ci(values, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
     return _interval(reduce(x), replicates, ci, n)
 
 
+def _draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(R, n) resampled indices -> (R, n) how many times each index was drawn per row."""
+    rows = len(idx)
+    return np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+
+
 def bootstrap_ci_paired(*arrays, statistic: Callable[..., float], n_boot: int = 1000, ci: float = 0.95,
-                        seed: int = 0) -> BootstrapCI:
+                        seed: int = 0, batched: Callable[..., np.ndarray] | None = None) -> BootstrapCI:
     """Percentile bootstrap CI of ``statistic(*arrays)`` resampling the shared axis 0 jointly.
 
     For statistics of aligned per-trial data, e.g.
@@ -92,6 +98,11 @@ def bootstrap_ci_paired(*arrays, statistic: Callable[..., float], n_boot: int = 
     arrays or sequences (strings too) and reach the statistic as NumPy arrays. The indices are
     drawn at once; the statistic is called once per replicate. Replicates where it is NaN (e.g.
     error consistency on an all-correct resample) are dropped, ``n_boot`` says how many remain.
+
+    ``batched``: the same statistic for many replicates in one call, ``batched(counts,
+    *arrays)`` with ``counts`` (R, n) how many times each trial is drawn in each replicate,
+    returning R values (for statistics made of sums over trials); then it is called once per
+    chunk of replicates instead of ``statistic`` once per replicate (the same resamples).
     """
     _check_ci(ci, n_boot)
     if not arrays:
@@ -104,5 +115,10 @@ def bootstrap_ci_paired(*arrays, statistic: Callable[..., float], n_boot: int = 
     if n == 0:
         return BootstrapCI(float("nan"), float("nan"), float("nan"), 0, 0)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    replicates = np.array([statistic(*(a[row] for a in data)) for row in idx], dtype=np.float64)
+    if batched is None:
+        replicates = np.array([statistic(*(a[row] for a in data)) for row in idx], dtype=np.float64)
+    else:
+        chunk = max(1, _MAX_ELEMENTS // n)
+        replicates = np.concatenate([np.asarray(batched(_draw_counts(idx[s:s + chunk], n), *data), dtype=np.float64)
+                                     for s in range(0, n_boot, chunk)])
     return _interval(statistic(*data), replicates, ci, n)

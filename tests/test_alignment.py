@@ -375,3 +375,40 @@ def test_write_raw_csv_one_file_per_session(tmp_path):
         "subj,session,trial,rt,object_response,category,condition,imagename",
         "resnet_50,2,1,NaN,cat,dog,c10,0001_cop_dnn_c10_dog_00_y.png",
         "resnet_50,2,2,NaN,car,car,c50,0002_cop_dnn_c50_car_00_z.png"]
+
+
+@pytest.mark.parametrize("name", ["accuracy_difference", "observed_consistency", "error_consistency"])
+def test_observer_mean_statistic_and_its_batched_bootstrap(name):
+    """The mean over observers that compare_to_humans bootstraps, against a plain loop over
+    observers (each on the images it saw); its batched replicates against the loop over
+    replicates with the same resamples."""
+    from sparsevis.metrics import accuracy_difference
+    from sparsevis.stats import bootstrap_ci_paired
+
+    metric = {"accuracy_difference": accuracy_difference, "observed_consistency": observed_consistency,
+              "error_consistency": error_consistency}[name]
+
+    def reference(model_correct, human):
+        values = []
+        for j in range(human.shape[1]):
+            seen = ~np.isnan(human[:, j])
+            if seen.any():
+                values.append(metric(model_correct[seen], human[seen, j].astype(bool)))
+        values = [v for v in values if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    rng = np.random.default_rng(3)
+    model_correct = rng.random(60) < 0.7
+    human = np.where(rng.random((60, 5)) < 0.8, (rng.random((60, 5)) < 0.75).astype(float), np.nan)
+    human[:, 4] = np.nan                     # an observer who saw nothing
+    human[:, 3] = np.where(np.isnan(human[:, 3]), np.nan, 1.0)   # one always right: kappa NaN on some resamples
+    stat = al._OverObservers(al._FROM_RATES[name])
+    assert stat(model_correct, human) == pytest.approx(reference(model_correct, human), abs=1e-12)
+    loop = bootstrap_ci_paired(model_correct, human, statistic=reference, n_boot=300, seed=2)
+    fast = bootstrap_ci_paired(model_correct, human, statistic=stat, n_boot=300, seed=2, batched=stat.batched)
+    assert fast.n_boot == loop.n_boot and fast.n == loop.n
+    for got, want in zip(fast, loop):
+        assert got == pytest.approx(want, abs=1e-12)
+    # one observer who saw every image (the reference model): the metric itself
+    other = rng.random(60) < 0.6
+    assert stat(model_correct, other) == pytest.approx(metric(model_correct, other), abs=1e-12)

@@ -1,8 +1,9 @@
 """Trial-by-trial agreement of two decision makers (Geirhos, Meding, Wichmann, NeurIPS 2020).
 
-All three functions take two aligned 1-D bool vectors, ``correct_a[i]`` and ``correct_b[i]``
+The three metrics take two aligned 1-D bool vectors, ``correct_a[i]`` and ``correct_b[i]``
 telling whether each decision maker answered trial i correctly (e.g. a model and one human
-observer on the same images), and return a Python float.
+observer on the same images), and return a Python float. Each is a function of three rates
+(:func:`agreement_rates`), which also come for many resamples or observers at once.
 """
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ def _pair(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
 
 def observed_consistency(correct_a, correct_b) -> float:
     """c_obs: fraction of trials on which both are correct or both are wrong."""
-    a, b = _pair(correct_a, correct_b)
-    return float(np.mean(a == b))
+    return float(observed_from_rates(*_rates(correct_a, correct_b)))
 
 
 def error_consistency(correct_a, correct_b) -> float:
@@ -40,12 +40,7 @@ def error_consistency(correct_a, correct_b) -> float:
     always right, or both always wrong) kappa is undefined and NaN is returned (model-vs-human
     returns 1.0 there).
     """
-    a, b = _pair(correct_a, correct_b)
-    p_a, p_b = a.mean(), b.mean()
-    c_exp = p_a * p_b + (1 - p_a) * (1 - p_b)
-    if c_exp == 1:
-        return float("nan")
-    return float((np.mean(a == b) - c_exp) / (1 - c_exp))
+    return float(kappa_from_rates(*_rates(correct_a, correct_b)))
 
 
 def accuracy_difference(correct_a, correct_b) -> float:
@@ -53,8 +48,41 @@ def accuracy_difference(correct_a, correct_b) -> float:
 
     Squared, not signed, so that it has a direction (0 = same accuracy, lower is better).
     """
+    return float(difference_from_rates(*_rates(correct_a, correct_b)))
+
+
+def _rates(correct_a, correct_b):
     a, b = _pair(correct_a, correct_b)
-    return float((a.mean() - b.mean()) ** 2)
+    rates = agreement_rates(a, b[:, None], np.ones((len(a), 1), dtype=bool), np.ones((1, len(a))))
+    return tuple(r[0, 0] for r in rates)
+
+
+def agreement_rates(correct_a: np.ndarray, correct_b: np.ndarray, seen: np.ndarray, weights: np.ndarray):
+    """(p_a, p_b, c_obs), each (R, J): the two accuracies and the fraction of trials on which
+    both are right or both wrong, for J second decision makers at once (``correct_b`` and
+    ``seen``, (n, J) bool: the trials each one took) and R weightings of the n trials
+    (``weights`` (R, n): how often each trial counts, e.g. a bootstrap resample's counts).
+    NaN where no trial counts. The three metrics above are functions of these rates (the
+    ``*_from_rates`` functions), so that a bootstrap evaluates all its replicates at once."""
+    a = np.asarray(correct_a, dtype=bool)[:, None]
+    w = np.asarray(weights, dtype=np.float64)
+    count = w @ seen.astype(np.float64)               # integer counts: exact in float64
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tuple(w @ (x & seen).astype(np.float64) / count for x in (a, correct_b, a == correct_b))
+
+
+def observed_from_rates(p_a, p_b, c_obs):
+    return c_obs
+
+
+def kappa_from_rates(p_a, p_b, c_obs):
+    c_exp = p_a * p_b + (1 - p_a) * (1 - p_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c_exp == 1, np.nan, (c_obs - c_exp) / (1 - c_exp))
+
+
+def difference_from_rates(p_a, p_b, c_obs):
+    return (p_a - p_b) ** 2
 
 
 # The human-likeness metrics of model-vs-human; the paper's scripts compute none of them.
