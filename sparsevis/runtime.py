@@ -103,22 +103,62 @@ def _init_worker(threads: int, parent_pid: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None) -> list:
+def run_parallel(fn, tasks: list[tuple], jobs: int, on_result=None, after: list | None = None) -> list:
     """``fn(*task)`` for every task, results in task order; ``on_result(i, result)`` is called
-    as each task finishes (for progress logs). With ``jobs > 1`` the tasks run in up to that
-    many spawned worker processes (``fn`` must be importable), the cores shared out among them
-    as torch threads; they exit when this process dies, even by ``kill -9``. On the first error
-    nothing more is started, the tasks already running are
-    waited for (each writes only its own atomic, resumable outputs) and the error is raised."""
+    as each task finishes (for progress logs). ``after[i]``: indices of the tasks that must
+    finish before task i starts; of the tasks ready, the first in the list starts first (list
+    order is the priority). With ``jobs > 1`` the tasks run in up to that many spawned worker
+    processes (``fn`` must be importable), the cores shared out among them as torch threads;
+    they exit when this process dies, even by ``kill -9``. On the first error nothing more is
+    started, the tasks already running are waited for (each writes only its own atomic,
+    resumable outputs) and the error is raised."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}; expected a positive number of worker processes")
+    needs = [set(d) for d in (after if after is not None else [()] * len(tasks))]
+    if len(needs) != len(tasks) or any(not d <= set(range(len(tasks))) - {i} for i, d in enumerate(needs)):
+        raise ValueError("after: expected, for each task, the indices of other tasks it waits for")
     results = [None] * len(tasks)
+    waiting = list(range(len(tasks)))
+    finished: set[int] = set()
+
+    def next_ready() -> int | None:
+        i = next((i for i in waiting if needs[i] <= finished), None)
+        if i is not None:
+            waiting.remove(i)
+        return i
+
+    def done(i: int, result) -> None:
+        results[i] = result
+        finished.add(i)
+        if on_result:
+            on_result(i, result)
+
     if jobs == 1 or len(tasks) <= 1:
-        for i, task in enumerate(tasks):
-            results[i] = fn(*task)
-            if on_result:
-                on_result(i, results[i])
+        while waiting:
+            i = next_ready()
+            if i is None:
+                raise ValueError("after: the tasks wait for each other in a cycle")
+            done(i, fn(*tasks[i]))
         return results
+    workers = min(jobs, len(tasks))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker,
+                             initargs=(max(1, cpu_cores() // workers), os.getpid())) as pool:
+        running: dict = {}
+        while waiting or running:
+            while len(running) < workers and (i := next_ready()) is not None:
+                running[pool.submit(fn, *tasks[i])] = i
+            if not running:
+                raise ValueError("after: the tasks wait for each other in a cycle")
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)   # log each as it finishes
+            for future in ended:
+                i = running.pop(future)
+                if future.exception() is not None:
+                    waiting.clear()
+                    wait(running)
+                    raise future.exception()
+                done(i, future.result())
+    return results
     workers = min(jobs, len(tasks))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker,

@@ -125,6 +125,23 @@ def test_worker_results_are_reported_as_they_finish():
     assert stamps[1][1] - stamps[0][1] > 3    # the quick task was logged long before the slow one ended
 
 
+def test_tasks_wait_for_the_tasks_they_come_after():
+    from sparsevis.runtime import run_parallel
+
+    order = []
+    # task 1 waits for the slow task 0; task 2 takes the free worker meanwhile
+    run_parallel(time.sleep, [(2,), (0.1,), (0.1,)], jobs=2, after=[(), (0,), ()],
+                 on_result=lambda i, _: order.append(i))
+    assert order == [2, 0, 1]
+    order.clear()
+    run_parallel(order.append, [(0,), (1,), (2,)], jobs=1, after=[(2,), (), ()])
+    assert order == [1, 2, 0]                 # in list order among the ready ones
+    with pytest.raises(ValueError, match="cycle"):
+        run_parallel(order.append, [(0,), (1,)], jobs=1, after=[(1,), (0,)])
+    with pytest.raises(ValueError, match="after"):
+        run_parallel(order.append, [(0,), (1,)], jobs=1, after=[(0,), ()])
+
+
 def test_checkpoints_and_rows_record_the_training_precision(tmp_path, monkeypatch):
     """Each checkpoint says the precision its weights were trained in (fp32 on the CPU); an
     iteration that is pruned but not retrained keeps its parent's. Checkpoints written before

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sparsevis import studies, tracks
@@ -30,9 +31,9 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
     """Find (or, on the embedded tracks, run) the prune stage, then run (or find cached) the
     study stages in ``stages``; returns {stage: [result directory relative to the run store]}.
     Runs are independent, and the studies of a run only read its checkpoints, so on the CPU the
-    prune runs, then all the (study, run) pairs, are spread over ``jobs`` worker processes
-    (default: one per core). Training a paper-track run never starts here: the build stops
-    with the command that does it."""
+    prune runs and the (study, run) pairs are spread over ``jobs`` worker processes (default:
+    one per core), each pair as soon as its run's checkpoints are there. Training a
+    paper-track run never starts here: the build stops with the command that does it."""
     runs = []
     for run in get_profile(profile).runs:   # offline, a run whose weights cannot be had is left out
         note = tracks.get(run.track).missing(run) if find_series(run) is None else ""
@@ -46,30 +47,36 @@ def run_stages(profile: str, device: str = "auto", stages=ALL_STAGES,
                 ensure_series(run, profile, device)
     except TrainingRequired as e:
         raise BookError(str(e)) from None
-    dirs: dict[str, list[str]] = {s: [] for s in stages}
-    for phase in (("prune",), tuple(s for s in STUDY_STAGES if s in stages)):
-        pairs = [(stage, i, run) for stage in phase for i, run in enumerate(runs)]
-        # the embedded real track's studies (224 px images) take the longest: start them first;
-        # the random-pruning controls last, so that they find their twin's dense model trained
-        pairs.sort(key=lambda p: (p[2].track == "synthetic", p[2].method in ("random", "oneshot-random")))
-        tasks = [(_series, run, profile, device) if stage == "prune" else (studies.run_study, stage, run, profile, device)
-                 for stage, _, run in pairs]
-        n = jobs or default_jobs(len(tasks), device)
+    # one task graph: each (study, run) starts when its run's prune stage is done, a random
+    # control's prune stage when its twin's is (it starts from the twin's dense model), so no
+    # worker waits for a whole phase to end. Priority: the prune stage first; the embedded real
+    # track's studies (224 px images) take the longest, so they come first; the random controls last
+    rank = sorted(range(len(runs)), key=lambda i: (runs[i].track == "synthetic",
+                                                    runs[i].method in ("random", "oneshot-random")))
+    pairs = [("prune", i) for i in rank] + [(stage, i) for i in rank for stage in STUDY_STAGES if stage in stages]
+    prune_task = {i: k for k, (stage, i) in enumerate(pairs) if stage == "prune"}
+    twin = {i: runs.index(replace(run, method="imp")) for i, run in enumerate(runs)
+            if run.method == "random" and replace(run, method="imp") in runs}
+    after = [((prune_task[twin[i]],) if i in twin else ()) if stage == "prune" else (prune_task[i],)
+             for stage, i in pairs]
+    tasks = [(_series, runs[i], profile, device) if stage == "prune" else (studies.run_study, stage, runs[i], profile, device)
+             for stage, i in pairs]
+    n = jobs or default_jobs(len(tasks), device)
 
-        def log(k, result, pairs=pairs):
-            stage, i, run = pairs[k]
-            _log(f"{stage} [{i + 1}/{len(runs)}] {run.label}: {Path(result[0]).name} ({result[1]:.0f} s)")
+    def log(k, result):
+        stage, i = pairs[k]
+        _log(f"{stage} [{i + 1}/{len(runs)}] {runs[i].label}: {Path(result[0]).name} ({result[1]:.0f} s)")
 
-        t = time.time()
-        try:
-            done = run_parallel(_timed, tasks, n, on_result=log)
-        except TrainingRequired as e:
-            raise BookError(str(e)) from None
-        for stage in phase:
-            dirs[stage] = [_rel(Path(out)) for (s, i, _), (out, _) in sorted(zip(pairs, done), key=lambda p: p[0][1])
-                           if s == stage]
-        if tasks:
-            _log(f"{' + '.join(phase)}: {time.time() - t:.0f} s with {min(n, len(tasks))} worker process(es)")
+    t = time.time()
+    try:
+        done = run_parallel(_timed, tasks, n, on_result=log, after=after)
+    except TrainingRequired as e:
+        raise BookError(str(e)) from None
+    dirs = {stage: [_rel(Path(out)) for (s, i), (out, _) in sorted(zip(pairs, done), key=lambda p: p[0][1]) if s == stage]
+            for stage in ("prune", *stages)}
+    if tasks:
+        _log(f"{' + '.join(dict.fromkeys(s for s, _ in pairs))}: {time.time() - t:.0f} s with "
+             f"{min(n, len(tasks))} worker process(es)")
     if all(s in stages for s in STUDY_STAGES):
         t = time.time()
         out = analysis.run(profile, [resolve_run_path(d) for s in STUDY_STAGES for d in dirs[s]],
