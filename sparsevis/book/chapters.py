@@ -25,25 +25,27 @@ class Chapter:
 
     notebook: ``notebooks/<notebook>.ipynb``; title: its page title in ``_toc.yml``;
     stages: the results tables it reads (their contents are part of its cache key);
-    parameters: extra papermill parameters. The package code its outputs depend on is found
-    from the notebook's own imports (:func:`notebook_code_version`).
+    parameters: extra papermill parameters; seconds: about how long the demo profile's
+    notebook runs (the build starts the longest first). The package code its outputs depend
+    on is found from the notebook's own imports (:func:`notebook_code_version`).
     """
 
     notebook: str
     title: str
     stages: tuple[str, ...]
     parameters: dict = field(default_factory=dict)
+    seconds: float = 30.0
 
 
 # The book's notebook chapters, in reading order: the single table that the build loop, the
 # cache and the table of contents check (``_toc.yml`` must list them in this order).
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("pruning", "Pruning", ("prune",)),
-    Chapter("interpretability", "Interpretability", ("prune", "interpretability")),
-    Chapter("object_discovery", "Object discovery", ("prune", "discovery")),
-    Chapter("human_alignment", "Human alignment", ("prune", "alignment")),
-    Chapter("sweet_spots", "Sweet spots", ALL_STAGES + (ANALYSIS,)),
-    Chapter("explorer", "Explorer", ("prune",)),
+    Chapter("pruning", "Pruning", ("prune",), seconds=34),
+    Chapter("interpretability", "Interpretability", ("prune", "interpretability"), seconds=85),
+    Chapter("object_discovery", "Object discovery", ("prune", "discovery"), seconds=37),
+    Chapter("human_alignment", "Human alignment", ("prune", "alignment"), seconds=18),
+    Chapter("sweet_spots", "Sweet spots", ALL_STAGES + (ANALYSIS,), seconds=9),
+    Chapter("explorer", "Explorer", ("prune",), seconds=20),
 )
 # Markdown pages around them, in ``_toc.yml`` order (the root first).
 ROOT_PAGE = "book/intro"

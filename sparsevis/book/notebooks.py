@@ -166,7 +166,8 @@ def execute_notebooks(profile: str, device: str, result_dirs: dict, root: Path,
                 _log(f"{tag}: cached (key {key})")
                 status[ch.notebook] = "cached"
                 continue
-            tasks.append((tag, src, gen, params, key, inputs, profile, progress))
+            tasks.append((ch.seconds, (tag, src, gen, params, key, inputs, profile, progress)))
+        tasks = [task for _, task in sorted(tasks, key=lambda t: -t[0])]   # the longest first
         jobs = max(1, min(len(tasks), cpu_cores())) if jobs is None else jobs
         if jobs > 1:   # several papermill progress bars would garble each other
             tasks = [(*task[:-1], False) for task in tasks]
