@@ -243,6 +243,21 @@ def test_heatmap_grid_and_slider_frame():
     frame = fi.maps_frame(imgs, iters[1], ["gradcam", "gradient"], "t")
     assert len(frame.axes) == 2 * 5                           # 5 images (< N_COLS), 2 methods
     assert frame.axes[5].get_ylabel() == "gradient\n(extension)"
+    # the slider's frames come from one figure whose maps change: each one as drawn afresh
+    import io
+
+    from PIL import Image
+
+    def pixels(data):
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+    titles = ["t"] * len(iters)
+    frames = fi.maps_frames(imgs, iters, ["gradcam", "gradient"], titles)
+    assert len(frames) == len(iters) and len(set(frames)) == len(iters)
+    for it, data in zip(iters, frames):
+        fresh = plotting.encode(fi.maps_frame(imgs, it, ["gradcam", "gradient"], "t"), plotting.SLIDER_DPI)[1]
+        assert pixels(data).shape == pixels(fresh).shape
+        assert np.abs(pixels(data) - pixels(fresh)).max() <= 2      # JPEG of the same drawing
     assert fi.grid_name("synthetic-a-s0", "ig_smoothgrad[n_steps=4]") == \
         "interpretability-grid-synthetic-a-s0-ig_smoothgrad-n_steps-4"
 

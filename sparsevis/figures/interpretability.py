@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
@@ -184,3 +185,24 @@ def maps_frame(imgs: dict, it: dict, methods: list[str], title: str, n_cols: int
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
     return fig
+
+
+def maps_frames(imgs: dict, iters: list[dict], methods: list[str], titles: list[str],
+                n_cols: int = N_COLS) -> list[bytes]:
+    """Every checkpoint's :func:`maps_frame`, encoded for :func:`sparsevis.plotting.sparsity_slider`:
+    one figure laid out once, whose maps and title change from frame to frame (images and
+    masks are the same in every frame; building the figure took half of each frame's time)."""
+    fig = maps_frame(imgs, iters[0], methods, titles[0], n_cols)
+    axes = np.asarray(fig.axes).reshape(len(methods), -1)
+    frames = []
+    for it, title in zip(iters, titles):
+        for i, m in enumerate(methods):
+            for k, ax in enumerate(axes[i]):
+                heat = ax.images[1]   # over the grey image (plotting.overlay)
+                scaled = plotting.heat_scale(it["maps"][m][k].float().numpy())
+                heat.set_data(scaled)
+                heat.set_alpha(plotting.heat_alpha(scaled))
+        fig._suptitle.set_text(title)
+        frames.append(plotting.encode(fig, plotting.SLIDER_DPI)[1])
+    plt.close(fig)
+    return frames
