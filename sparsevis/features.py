@@ -232,7 +232,7 @@ def folded_copy(model: nn.Module) -> nn.Module:
     memo = _FOLDED.get(model)
     if memo is None or memo[0] != fingerprint:
         folded = fold_batchnorm(model)   # (the memo never holds the model: it would outlive it)
-        memo = (fingerprint, None if folded is None else folded.to(memory_format=torch.channels_last))
+        memo = (fingerprint, None if folded is None else folded.to(memory_format=torch.channels_last).requires_grad_(False))
         _FOLDED[model] = memo
     return model if memo[1] is None else memo[1]
 
