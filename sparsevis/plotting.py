@@ -353,39 +353,18 @@ def encode(fig, dpi: int = PNG_DPI) -> tuple[str, bytes]:
     from PIL import Image
 
     buf = io.BytesIO()
-    if not draws_images(fig):
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        return "png", buf.getvalue()
-    image = Image.fromarray(_render_tight(fig, dpi))
-    image.save(buf, format="PNG")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     png = buf.getvalue()
+    if not draws_images(fig):
+        return "png", png
+    with Image.open(io.BytesIO(png)) as im:
+        rgba = im.convert("RGBA")
+    flat = Image.new("RGBA", rgba.size, "white")   # a transparent background is white, as on the page
     buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+    Image.alpha_composite(flat, rgba).convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY,
+                                                          subsampling=0, optimize=True)
     jpg = buf.getvalue()
     return ("jpg", jpg) if len(jpg) < len(png) else ("png", png)
-
-
-def _render_tight(fig, dpi: int) -> np.ndarray:
-    """The figure drawn once at ``dpi`` on white (a transparent background is white, as on the
-    page), cropped to what it draws plus the ``savefig.pad_inches`` margin: what
-    ``bbox_inches="tight"`` gives, without its second drawing of the figure (a slider frame of
-    24 image panels spent half its time there). (H, W, 3) uint8."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="rgba", dpi=dpi, bbox_inches=fig.bbox_inches)   # None would mean the style's "tight"
-    raw = buf.getvalue()
-    width = int(fig.get_figwidth() * dpi)
-    if not width or len(raw) % (4 * width):
-        raise RuntimeError(f"figure raster of {len(raw)} bytes is not {width} RGBA pixels wide")
-    rgba = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width, 4).astype(np.float32)
-    alpha = rgba[..., 3:] / 255
-    rgb = (rgba[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
-    ink = (rgb != 255).any(axis=2)
-    if not ink.any():
-        return rgb
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    pad = int(round(matplotlib.rcParams["savefig.pad_inches"] * dpi))
-    top, left = max(0, rows[0] - pad), max(0, cols[0] - pad)
-    return np.ascontiguousarray(rgb[top:rows[-1] + 1 + pad, left:cols[-1] + 1 + pad])
 
 
 def savefig(fig, name: str, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
