@@ -389,10 +389,13 @@ def _run(model, data, fn, device, batch_size, workers, precision, channels_last,
 
 def cpu_slice(x: torch.Tensor) -> int:
     """Images per forward pass of a CNN on the CPU: about 2**18 input pixels (4 images at
-    224 px, 64 at 64 px), rounded down to a power of two. The layers' activations then stay
-    in the caches: MobileNetV2 at 224 px ran at 9.5 ms per image in slices of 4 and 19.4 in
-    batches of 64, ResNet-50 87 and 103 (one thread; sv_resnet_s at 64 px is flat from 32 up)."""
+    224 px), rounded down to a power of two, for images of at least 112 x 112 pixels. The
+    layers' activations then stay in the caches: MobileNetV2 at 224 px ran at 9.5 ms per image
+    in slices of 4 and 19.4 in batches of 64, ResNet-50 87 and 103 (one thread). Smaller
+    images run whole: sv_resnet_s at 64 px lost 2-5 % in slices of 64."""
     pixels = max(1, x.shape[-1] * x.shape[-2])
+    if pixels < 112 * 112:
+        return max(1, len(x))
     return 1 << max(0, (2**18 // pixels).bit_length() - 1)
 
 

@@ -60,7 +60,8 @@ def test_cpu_slices_of_a_cnn_batch(resnet, vit, monkeypatch):
     """On the CPU a CNN's batch runs in cache-sized slices: the same outputs within rounding,
     for logits and surface outputs; not for ViTs nor for callables (their outputs may not be
     batch-major), nor on the exact path."""
-    assert [features.cpu_slice(torch.empty(1, 3, s, s)) for s in (224, 64, 32, 1024)] == [4, 64, 256, 1]
+    assert [features.cpu_slice(torch.empty(10, 3, s, s)) for s in (224, 112, 64, 32)] == [4, 16, 10, 10]
+    assert features.cpu_slice(torch.empty(2, 3, 1024, 1024)) == 1
     x = _images(10)
     sizes = []
     monkeypatch.setattr(features, "cpu_slice", lambda t: sizes.append(len(t)) or 3)
