@@ -40,12 +40,12 @@ class Chapter:
 # The book's notebook chapters, in reading order: the single table that the build loop, the
 # cache and the table of contents check (``_toc.yml`` must list them in this order).
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("pruning", "Pruning", ("prune",), seconds=34),
-    Chapter("interpretability", "Interpretability", ("prune", "interpretability"), seconds=85),
+    Chapter("pruning", "Pruning", ("prune",), seconds=30),
+    Chapter("interpretability", "Interpretability", ("prune", "interpretability"), seconds=67),
     Chapter("object_discovery", "Object discovery", ("prune", "discovery"), seconds=37),
     Chapter("human_alignment", "Human alignment", ("prune", "alignment"), seconds=18),
     Chapter("sweet_spots", "Sweet spots", ALL_STAGES + (ANALYSIS,), seconds=9),
-    Chapter("explorer", "Explorer", ("prune",), seconds=20),
+    Chapter("explorer", "Explorer", ("prune",), seconds=21),
 )
 # Markdown pages around them, in ``_toc.yml`` order (the root first).
 ROOT_PAGE = "book/intro"
