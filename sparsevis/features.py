@@ -65,7 +65,7 @@ SURFACE_OUTPUTS = ("feature_map", "tokens", "keys", "cls_attention")
 log = logging.getLogger("sparsevis")
 
 __all__ = ["SURFACE_OUTPUTS", "extract", "iterate", "make_loader", "is_cnn", "default_workers", "loader_workers",
-           "fold_batchnorm", "folded_copy", "logits_cache"]
+           "fold_batchnorm", "folded_copy", "cpu_slice", "logits_cache"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,10 +541,10 @@ def _cached_logits(model: nn.Module, x: torch.Tensor, precision: str, compute: C
         fresh = compute(x if len(missing) == len(x) else x[missing])
         if not (isinstance(fresh, torch.Tensor) and fresh.dim() == 2):
             return fresh   # not logits, nothing cached (so every image was missing)
-        if logits is not None and logits.shape[1:] != fresh.shape[1:]:
-            known, logits, index = torch.zeros(0, 16, dtype=torch.uint8), None, {}   # a digest collision? start anew
-            rows = [None] * len(x)
-            missing = list(range(len(x)))
+        if logits is not None and logits.shape[1:] != fresh.shape[1:]:   # a foreign file: start anew
+            known, logits = torch.zeros(0, 16, dtype=torch.uint8), None
+            if len(missing) < len(x):
+                fresh, missing = compute(x), list(range(len(x)))
         # an image may occur twice in x: store it once
         new = {digests[i].numpy().tobytes(): j for j, i in enumerate(missing)}
         order = list(new.values())

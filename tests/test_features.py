@@ -284,3 +284,14 @@ def test_logits_cache_computes_each_image_once_per_model(tmp_path, caplog):
         assert sum(seen) == 12
         torch.testing.assert_close(changed, features.extract(model, x, device="cpu", channels_last=False,
                                                              progress=False))
+        # a file under this model's key with logits of another width (foreign): all computed anew
+        x = _images(4, size=32) + 7            # images no model here has seen
+        features.extract(model, x[:2], device="cpu", channels_last=False, progress=False)
+        newest = max(tmp_path.glob("*.pt"), key=lambda f: f.stat().st_mtime_ns)
+        stored = torch.load(newest, weights_only=True)
+        torch.save({"digests": stored["digests"], "logits": torch.zeros(len(stored["digests"]), 3)}, newest)
+        seen.clear()
+        anew = features.extract(model, x[:4], device="cpu", channels_last=False, progress=False)
+        assert sum(seen) == 6 and anew.shape == (4, 10)   # the 2 new images, then all 4
+        torch.testing.assert_close(anew, features.extract(model, x[:4], device="cpu", channels_last=False,
+                                                          progress=False, batch_size=4))
