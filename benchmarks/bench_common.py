@@ -5,6 +5,9 @@ turn, repeat after repeat (round robin) in one process, so load from other proce
 all of them alike and their *ratio* stays meaningful on a busy machine even when the rates
 themselves do not. Each function's best round (best of N) is reported: on a loaded machine
 it is the round least disturbed by other processes, and it moves less than the median.
+Every other round runs in reverse order, so that no function always follows the same one: a
+multi-threaded torch op leaves its threads spinning for a few milliseconds after it returns,
+and whatever runs next pays for them (LOST measured 15 % slower right after a ``bmm``).
 """
 from __future__ import annotations
 
@@ -26,14 +29,14 @@ def sync(device: torch.device | str | None) -> None:
 def side_by_side(fns: dict[str, Callable[[], object]], repeat: int,
                  device: torch.device | str | None = None) -> dict[str, float]:
     """Best (smallest) wall-clock seconds of each function: one warm-up call each, then ``repeat``
-    rounds in which every function runs once, in turn."""
+    rounds in which every function runs once, in turn, in reverse order every other round."""
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1; got {repeat}")
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+    for r in range(repeat):
+        for name, fn in (reversed(fns.items()) if r % 2 else fns.items()):
             sync(device)
             start = time.perf_counter()
             fn()

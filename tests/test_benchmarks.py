@@ -89,9 +89,11 @@ def test_reproduce_page_includes_the_latest_full_table():
 
 def test_side_by_side_interleaves_and_takes_the_best_round():
     calls = []
-    out = bench_common.side_by_side({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
-    assert calls == ["a", "b"] * 4   # one warm-up round, then three interleaved rounds
-    assert set(out) == {"a", "b"} and all(v >= 0 for v in out.values())
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    out = bench_common.side_by_side(fns, 3)
+    # one warm-up round, then three interleaved rounds, every other one reversed
+    assert "".join(calls) == "abc" + "abc" + "cba" + "abc"
+    assert set(out) == set("abc") and all(v >= 0 for v in out.values())
     durations = iter([0.0, 0.1, 0.01, 0.05])   # warm-up, then three rounds: the best is 0.01 s
     out = bench_common.side_by_side({"s": lambda: time.sleep(next(durations))}, 3)
     assert 0.01 <= out["s"] < 0.05
