@@ -210,7 +210,7 @@ def seeded(seed: int | None, device: torch.device):
 
 
 def _leaf(x: torch.Tensor) -> torch.Tensor:
-    """A fresh leaf copy of the images that requires grad (what captum's gradient methods want)."""
+    """A fresh leaf copy of the images that requires grad."""
     return x.detach().clone().requires_grad_(True)
 
 

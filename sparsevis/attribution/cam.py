@@ -1,13 +1,10 @@
 """Class activation maps: Grad-CAM and Guided Grad-CAM (paper methods)."""
 from __future__ import annotations
 
-import warnings
-
 import torch
-from captum.attr import GuidedBackprop, GuidedGradCam
 from torch import nn
 
-from .base import Attribution, _leaf, channel_energy, check_choice, minmax, upsample
+from .base import Attribution, channel_energy, check_choice, minmax, upsample
 from .registry import register
 
 VIT_LAYERS = ("auto", "output", "attn_input")
@@ -30,6 +27,12 @@ def activation_and_grad(model: nn.Module, module: nn.Module, x: torch.Tensor,
     finally:
         handle.remove()
     return act.detach(), grad
+
+
+def cnn_cam(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM on a CNN layer: activations and gradients (b, C, h, w) -> cam (b, h, w) >= 0."""
+    weights = grad.mean(dim=(2, 3))
+    return torch.relu((act * weights[:, :, None, None]).sum(dim=1))
 
 
 @register
@@ -77,9 +80,7 @@ class GradCam(Attribution):
         """The grid-level CAM (b, h, w) >= 0, before upsampling and normalisation."""
         surf = self.surface
         if surf.kind == "cnn":
-            act, grad = activation_and_grad(self.model, surf.last_stage, x, target)  # (b, C, h, w)
-            weights = grad.mean(dim=(2, 3))
-            return torch.relu((act * weights[:, :, None, None]).sum(dim=1))
+            return cnn_cam(*activation_and_grad(self.model, surf.last_stage, x, target))
         if surf.kind == "swin":
             act, grad = activation_and_grad(self.model, surf.last_stage, x, target)  # (b, h, w, C)
             weights = grad.mean(dim=(1, 2))
@@ -110,29 +111,70 @@ class GradCam(Attribution):
         return norm
 
 
-class _GuidedBackpropReLU6(GuidedBackprop):
-    """captum's GuidedBackprop, also overriding the gradient of ReLU6 (MobileNetV2).
+# the units whose gradient guided backpropagation overrides: captum's nn.ReLU, and ReLU6
+# (MobileNetV2), where the same rule applies
+GUIDED_UNITS = (nn.ReLU, nn.ReLU6)
 
-    captum hooks only ``nn.ReLU``; on ReLU6 the same rule applies (pass only positive
-    gradients where the unit is active; ReLU6's own gradient already zeroes x <= 0 and x >= 6).
+
+def _pass_positive(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0)
+
+
+def guided_gradients(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Guided backpropagation's gradient of the target logits w.r.t. the images, and the
+    output of ``layer`` with its plain gradient (what Grad-CAM needs), in one forward and one
+    backward pass where possible.
+
+    Guided backpropagation (Springenberg et al. 2015) lets only positive gradients flow back
+    into every :data:`GUIDED_UNITS` module (a tensor hook on each unit's output; its own
+    backward then keeps its active inputs): captum ``GuidedBackprop``'s rule. When no such
+    unit runs after ``layer`` (a CNN's last stage feeds pooling and a linear head), the
+    gradient at the layer is the plain one, so both come from the same pass; otherwise the
+    layer's plain gradient takes a second, unguided pass.
     """
+    store: dict = {}
+    units_after_layer = []
 
-    def _register_hooks(self, module: nn.Module) -> None:
-        if isinstance(module, nn.ReLU6):
-            from captum._utils.common import _register_backward_hook
+    def on_unit(module, inputs, out):
+        if out.requires_grad:
+            out.register_hook(_pass_positive)
+        if "act" in store:
+            units_after_layer.append(module)
 
-            self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
-        else:
-            super()._register_hooks(module)
+    def on_layer(module, inputs, out):
+        store["act"] = out = out.view_as(out)   # its gradient arrives before any unit's hook
+        return out
+
+    handles = [m.register_forward_hook(on_unit) for m in model.modules() if isinstance(m, GUIDED_UNITS)]
+    handles.append(layer.register_forward_hook(on_layer))
+    try:
+        with torch.enable_grad():
+            xi = x.detach().requires_grad_(True)
+            picked = model(xi).gather(1, target[:, None]).sum()
+            if units_after_layer:
+                (grad_x,) = torch.autograd.grad(picked, xi)
+            else:
+                grad_x, grad_act = torch.autograd.grad(picked, [xi, store["act"]])
+    finally:
+        for h in handles:
+            h.remove()
+    if units_after_layer:
+        act, grad_act = activation_and_grad(model, layer, x, target)
+    else:
+        act = store["act"].detach()
+    return grad_x, act, grad_act
 
 
 @register
 class GuidedGradCamMethod(Attribution):
-    """Guided Grad-CAM (Selvaraju et al. 2017), paper method, via captum (CNNs only).
+    """Guided Grad-CAM (Selvaraju et al. 2017), paper method (CNNs only).
 
-    captum ``GuidedGradCam`` with the layer ``surface.last_stage``: guided backpropagation
-    (Springenberg et al. 2015; ReLU and ReLU6 gradients overridden) times the Grad-CAM of the
-    last stage upsampled to the image (``interpolate_mode``, captum's default "nearest").
+    captum ``GuidedGradCam``'s rule with the layer ``surface.last_stage``, computed here in one
+    forward and backward pass (:func:`guided_gradients`; the tests check it against captum):
+    guided backpropagation (Springenberg et al. 2015; ReLU and ReLU6 gradients overridden)
+    times the Grad-CAM of the last stage upsampled to the image (``interpolate_mode``,
+    captum's default "nearest").
 
     Pooling: the result is a signed attribution per colour channel, pooled as the authors pool
     every 3-channel map (their evaluation code passes Guided Grad-CAM the same pooling as IG):
@@ -155,9 +197,6 @@ class GuidedGradCamMethod(Attribution):
         check_choice(cls.name, "interpolate_mode", p["interpolate_mode"], ("nearest", "bilinear", "bicubic", "area"))
 
     def _attribute(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ggc = GuidedGradCam(self.model, self.surface.last_stage)
-        ggc.guided_backprop = _GuidedBackpropReLU6(self.model)
-        with torch.enable_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-            attr = ggc.attribute(_leaf(x), target=target, interpolate_mode=self.params["interpolate_mode"])
-        return channel_energy(attr)
+        guided, act, grad = guided_gradients(self.model, self.surface.last_stage, x, target)
+        cam = upsample(cnn_cam(act, grad), x.shape[-2:], self.params["interpolate_mode"])
+        return channel_energy(guided * cam[:, None])
