@@ -258,6 +258,14 @@ def test_heatmap_grid_and_slider_frame():
         fresh = plotting.encode(fi.maps_frame(imgs, it, ["gradcam", "gradient"], "t"), plotting.SLIDER_DPI)[1]
         assert pixels(data).shape == pixels(fresh).shape
         assert np.abs(pixels(data) - pixels(fresh)).max() <= 2      # JPEG of the same drawing
+    # the grids of a run's methods, likewise from one figure
+    grids = [(m, plotting.encode(fig)[1]) for m, fig in fi.heatmap_grids(imgs, iters, ["gradcam", "gradient"], ["a", "b"])]
+    assert [m for m, _ in grids] == ["gradcam", "gradient"]
+    for (m, data), title in zip(grids, ["a", "b"]):
+        fresh = plotting.encode(fi.heatmap_grid(imgs, iters, m, title))[1]
+        assert pixels(data).shape == pixels(fresh).shape
+        assert np.abs(pixels(data) - pixels(fresh)).max() <= 2
+    assert list(fi.heatmap_grids(imgs, iters, [], [])) == []
     assert fi.grid_name("synthetic-a-s0", "ig_smoothgrad[n_steps=4]") == \
         "interpretability-grid-synthetic-a-s0-ig_smoothgrad-n_steps-4"
 

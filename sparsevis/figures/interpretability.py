@@ -7,10 +7,12 @@ metric labels from :func:`sparsevis.metrics.for_study`: a new method or metric n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from sparsevis import attribution, metrics, plotting
@@ -168,8 +170,45 @@ def heatmap_grid(imgs: dict, iters: list[dict], method: str, title: str, n_rows:
     for j, it in enumerate(iters):
         axes[0, j + 1].set_title(plotting.format_sparsity(it["sparsity"]), fontsize=8)
     fig.suptitle(title, fontsize=9.5)
-    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2, rect=(0, 0, 1, 1 - 0.12 / fig.get_figheight()))
+    _grid_layout(fig)
     return fig
+
+
+def _grid_layout(fig) -> None:
+    """Fit the grid to its title, from the default subplot positions (as a fresh figure is)."""
+    fig.subplots_adjust(**{k: plt.rcParams[f"figure.subplot.{k}"]
+                           for k in ("left", "right", "bottom", "top", "wspace", "hspace")})
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2, rect=(0, 0, 1, 1 - 0.12 / fig.get_figheight()))
+
+
+def heatmap_grids(imgs: dict, iters: list[dict], methods: list[str], titles: list[str],
+                  n_rows: int = N_ROWS) -> Iterator[tuple[str, Figure]]:
+    """``(method, figure)``: each method's :func:`heatmap_grid`, from one figure laid out once
+    whose maps and title change from method to method (the images, masks and columns are the
+    same in every grid; the layout is fitted again to each title, whose ink height moves it by
+    a pixel). Save or show each figure before taking the next; the figure stays usable after
+    :func:`sparsevis.plotting.show` closes it."""
+    if not methods:
+        return
+    fig = heatmap_grid(imgs, iters, methods[0], titles[0], n_rows)
+    axes = np.asarray(fig.axes).reshape(-1, 1 + len(iters))
+    for m, title in zip(methods, titles):
+        for i, row in enumerate(axes):
+            for ax, it in zip(row[1:], iters):
+                _set_heat(ax, it["maps"][m][i])
+        if title != fig._suptitle.get_text():
+            fig._suptitle.set_text(title)
+            _grid_layout(fig)
+        yield m, fig
+    plt.close(fig)
+
+
+def _set_heat(ax, amap) -> None:
+    """Replace the map drawn by :func:`sparsevis.plotting.overlay` on ``ax`` (over its grey image)."""
+    heat = ax.images[1]
+    scaled = plotting.heat_scale(amap.float().numpy())
+    heat.set_data(scaled)
+    heat.set_alpha(plotting.heat_alpha(scaled))
 
 
 def maps_frame(imgs: dict, it: dict, methods: list[str], title: str, n_cols: int = N_COLS):
@@ -198,10 +237,7 @@ def maps_frames(imgs: dict, iters: list[dict], methods: list[str], titles: list[
     for it, title in zip(iters, titles):
         for i, m in enumerate(methods):
             for k, ax in enumerate(axes[i]):
-                heat = ax.images[1]   # over the grey image (plotting.overlay)
-                scaled = plotting.heat_scale(it["maps"][m][k].float().numpy())
-                heat.set_data(scaled)
-                heat.set_alpha(plotting.heat_alpha(scaled))
+                _set_heat(ax, it["maps"][m][k])
         fig._suptitle.set_text(title)
         frames.append(plotting.encode(fig, plotting.SLIDER_DPI)[1])
     plt.close(fig)
