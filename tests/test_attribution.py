@@ -548,7 +548,7 @@ def test_ig_smoothgrad_matches_captum(zoo, name):
             return IntegratedGradients(model).attribute(images.clone().requires_grad_(True), baselines=baseline.expand_as(images),
                                                         target=target, n_steps=steps, method=rule).detach()
 
-    for steps, rule, chunk in ((5, "gausslegendre", None), (4, "riemann_middle", 7)):
+    for steps, rule, chunk in ((5, "gausslegendre", None), (4, "riemann_middle", 7), (3, "riemann_left", 2)):
         ours = A.attribute("ig_smoothgrad", model, x, target=target, stdevs=0.0, nt_samples=1, n_steps=steps,
                            baseline=baseline, integration=rule, internal_batch_size=chunk)
         expected = captum_ig(x, steps, rule).pow(2).sum(1)
@@ -560,6 +560,9 @@ def test_ig_smoothgrad_matches_captum(zoo, name):
         noisy = x + 0.5 * torch.randn((3, *x.shape))
     expected = torch.stack([captum_ig(n, 3) for n in noisy]).mean(0).pow(2).sum(1)
     torch.testing.assert_close(ours, expected, atol=1e-7 * float(expected.max()), rtol=1e-3)
+    sliced = A.attribute("ig_smoothgrad", model, x, target=target, stdevs=0.5, nt_samples=3, n_steps=3,
+                         baseline=baseline, seed=11, internal_batch_size=2)   # passes of 2 images and 1
+    torch.testing.assert_close(sliced, expected, atol=1e-7 * float(expected.max()), rtol=1e-3)
 
 
 def test_gradient_matches_captum_saliency(zoo):
