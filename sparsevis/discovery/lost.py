@@ -64,13 +64,13 @@ __all__ = [
 class LostResult(NamedTuple):
     """Everything LOST computed, for drawing (``lost(..., return_details=True)``).
 
-    boxes:     (B, 4) int64, grid cells, x1, y1, x2, y2 (x2, y2 exclusive).
-    seed:      (B,) int64, flat patch index of the seed (row = seed // w, col = seed % w).
-    degree:    (B, N) int64, number of positive similarities of each patch (self included).
-    score_map: (B, h, w), sum of the kept patches' rows of A (the similarity map); its
-               positive part is the mask LOST thresholds.
-    mask:      (B, h, w) bool, the 4-connected component of ``score_map > 0`` containing the
-               seed (the seed cell alone in the degenerate case), i.e. the region boxed.
+    - ``boxes``: (B, 4) int64, grid cells, x1, y1, x2, y2 (x2, y2 exclusive).
+    - ``seed``: (B,) int64, flat patch index of the seed (row = seed // w, col = seed % w).
+    - ``degree``: (B, N) int64, number of positive similarities of each patch (self included).
+    - ``score_map``: (B, h, w), sum of the kept patches' rows of A (the similarity map); its
+      positive part is the mask LOST thresholds.
+    - ``mask``: (B, h, w) bool, the 4-connected component of ``score_map > 0`` containing
+      the seed (the seed cell alone in the degenerate case), i.e. the region boxed.
     """
 
     boxes: torch.Tensor
@@ -339,10 +339,15 @@ def lost(features, grid: Sequence[int], k: int = 100, *, return_details: bool = 
 def boxes_to_pixels(boxes_cells, stride, image_hw) -> torch.Tensor:
     """Scale grid-cell boxes to pixels and clip them to the unpadded image.
 
-    boxes_cells: (B, 4) ``x1, y1, x2, y2`` in cells (x2, y2 exclusive), e.g. from :func:`lost`.
-    stride: patch size in pixels, an int or a pair ``(sy, sx)``.
-    image_hw: the original (unpadded) image size, a single ``(H, W)`` for the whole batch or a
-        per-image (B, 2) tensor/array of ``(H, W)`` rows.
+    Parameters
+    ----------
+    boxes_cells : (B, 4)
+        ``x1, y1, x2, y2`` in cells (x2, y2 exclusive), e.g. from :func:`lost`.
+    stride : int or (sy, sx)
+        Patch size in pixels.
+    image_hw : (H, W) or (B, 2)
+        The original (unpadded) image size: one ``(H, W)`` for the whole batch, or a
+        per-image tensor/array of ``(H, W)`` rows.
 
     Returns (B, 4) float boxes in pixels (float64 if ``boxes_cells`` is float64, else
     float32): ``x * sx`` and ``y * sy``, with x clipped to [0, W] and y to [0, H] (the padded
