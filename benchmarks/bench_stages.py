@@ -1,4 +1,4 @@
-"""Throughput of the prune stage's training and of attribution (Grad-CAM, IG-SmoothGrad) vs the loops they cannot beat.
+"""Throughput of the prune stage's training and of attribution (Grad-CAM, Guided Grad-CAM, IG-SmoothGrad) vs the loops they cannot beat.
 
 * training: :func:`sparsevis.train.train` for one epoch of a :class:`~sparsevis.train.TensorData`
   of SynthScenes (uint8 images normalised and flipped per batch, the synthetic track's data),
@@ -9,6 +9,9 @@
   study calls it (eval mode, explicit targets, channels-last CNN) vs a pure loop on the same
   model and batches: forward, and the gradient of the target logits w.r.t. the last stage's
   output (what any CAM needs).
+* Guided Grad-CAM: the same call vs a pure loop of one forward + backward to the input per
+  batch through the model (guided backpropagation's pass; the last stage's gradient comes
+  from the same pass).
 * IG-SmoothGrad: the same call with 8 steps and 2 noise samples vs a pure loop of as many
   forward + backward passes to the input through the module IG runs (a CNN's BatchNorm-folded,
   channels-last copy, :func:`sparsevis.features.folded_copy`).
@@ -97,6 +100,23 @@ def bench_gradcam(arch: str, n: int, batch: int, repeat: int, size: int = 64) ->
     return dict(arch=arch, n=n, batch=batch, size=size, gradcam=n / t["gradcam"], pure=n / t["pure"])
 
 
+def bench_guided(arch: str, n: int, batch: int, repeat: int, size: int = 64) -> dict:
+    """Images/s of Guided Grad-CAM through the registry and of the pure loop of one forward +
+    backward pass to the input per batch (a CNN)."""
+    model, chunks = _study_chunks(arch, n, batch, size)
+
+    def guided():
+        return [attribution.attribute("guided_gradcam", model, xb, target=tb, batch_size=None) for xb, tb in chunks]
+
+    def pure():
+        for xb, tb in chunks:
+            leaf = xb.clone().requires_grad_(True)
+            torch.autograd.grad(model(leaf).gather(1, tb[:, None]).sum(), leaf)
+
+    t = side_by_side({"guided": guided, "pure": pure}, repeat)
+    return dict(arch=arch, n=n, batch=batch, size=size, guided=n / t["guided"], pure=n / t["pure"])
+
+
 def bench_ig(arch: str, n: int, batch: int, repeat: int, size: int = 64, n_steps: int = 8) -> dict:
     """Images/s of IG-SmoothGrad (2 noise samples) through the registry and of the pure loop of
     as many forward + backward passes (the input gradient of the target logits) through the
@@ -131,6 +151,8 @@ def main(argv=None) -> None:
     print(f"train.train {r['train']:.1f} img/s, pure loop {r['pure']:.1f} img/s: {r['train'] / r['pure']:.2f}")
     r = bench_gradcam(a.arch, a.n, a.batch, a.repeat)
     print(f"Grad-CAM {r['gradcam']:.1f} img/s, pure fwd+bwd {r['pure']:.1f} img/s: {r['gradcam'] / r['pure']:.2f}")
+    r = bench_guided(a.arch, a.n, a.batch, a.repeat)
+    print(f"Guided Grad-CAM {r['guided']:.1f} img/s, pure fwd+bwd {r['pure']:.1f} img/s: {r['guided'] / r['pure']:.2f}")
     r = bench_ig(a.arch, a.n, a.batch, a.repeat)
     print(f"IG-SmoothGrad {r['ig']:.1f} img/s, pure loop {r['pure']:.1f} img/s: {r['ig'] / r['pure']:.2f}")
 

@@ -6,7 +6,7 @@ Rows (each ``path`` rate over its ``bound`` rate, both measured side by side in 
 
 * prune stage: ``train.train`` vs a pure fwd + bwd + optimizer-step loop (bench_stages.py);
 * study stages: ``features.extract`` vs a pure batched forward loop (bench_features.py) and
-  Grad-CAM and IG-SmoothGrad vs a pure forward + backward loop (bench_stages.py);
+  Grad-CAM, Guided Grad-CAM and IG-SmoothGrad vs a pure forward + backward loop (bench_stages.py);
 * kernels: the relevance-map metrics and LOST vs their per-image references (a speed-up, may
   exceed 1; bench_metrics.py, bench_lost.py); LOST vs the SYRK roof (the Gram products alone)
   and vs the GEMM roof; the metrics vs the memory-bandwidth roof (one read of their inputs).
@@ -89,6 +89,9 @@ def collect(s: Sizes) -> tuple[list[dict], dict]:
     rows.append(_row("study stage", "features.extract", "forward loop", "img/s", r["extract"], r["plain"], setting))
     r = bench_stages.bench_gradcam(s.stage_arch, s.cam_n, s.cam_batch, s.repeat, s.stage_size)
     rows.append(_row("study stage", "attribution gradcam", "fwd+bwd loop", "img/s", r["gradcam"], r["pure"],
+                     f"{stage}, {s.cam_n} images, batch {s.cam_batch}"))
+    r = bench_stages.bench_guided(s.stage_arch, s.cam_n, s.cam_batch, s.repeat, s.stage_size)
+    rows.append(_row("study stage", "attribution guided_gradcam", "fwd+bwd loop", "img/s", r["guided"], r["pure"],
                      f"{stage}, {s.cam_n} images, batch {s.cam_batch}"))
     r = bench_stages.bench_ig(s.stage_arch, s.cam_n, s.cam_batch, s.repeat, s.stage_size)
     rows.append(_row("study stage", f"attribution ig_smoothgrad ({r['n_steps']} steps, 2 samples)", "fwd+bwd loop",

@@ -29,6 +29,8 @@ def test_every_stage_and_kernel_has_a_row(table):
     assert ("prune stage", "train.train (50 % pruned, 1 epoch)", "fwd+bwd+step loop") in pairs
     assert ("study stage", "features.extract", "forward loop") in pairs
     assert ("study stage", "attribution gradcam", "fwd+bwd loop") in pairs
+    assert ("study stage", "attribution guided_gradcam", "fwd+bwd loop") in pairs
+    assert any(g == "study stage" and p.startswith("attribution ig_smoothgrad") for g, p, b in pairs)
     for metric in ("relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"):
         assert ("kernel", metric, "per-image reference") in pairs
         assert any(g == "kernel" and p == metric and b.startswith("bandwidth roof") for g, p, b in pairs)
