@@ -65,12 +65,12 @@ DECODE_IMAGES_PER_S_PER_WORKER = 200
 AUGMENT_COST = {"vit_b_32": 1.3, "swin_v2_t": 1.9}
 
 # Study stages, per checkpoint, in units of one 224 px forward pass (a forward+backward counts 3).
-#  interpretability: n_images VOC2012 images x (Grad-CAM 1 + Guided Grad-CAM 2 + IG inside
-#    SmoothGrad 50 steps x 2 samples = 103 forward+backward, + attention 1 forward)
+#  interpretability: n_images VOC2012 images x (Grad-CAM 1 + Guided Grad-CAM 1 + IG inside
+#    SmoothGrad 50 steps x 2 samples = 102 forward+backward, + attention 1 forward)
 #  discovery: VOC07 trainval (5,011) + VOC12 trainval (11,540) at full resolution (about 3.7x the
 #    pixels of 224 px) + COCO20k (19,817, about 6.1x)
 #  alignment: the 17 model-vs-human datasets, about 18,000 images at 224 px (approximate count)
-INTERPRETABILITY_PER_IMAGE = 3 * 103 + 1
+INTERPRETABILITY_PER_IMAGE = 3 * 102 + 1
 INTERPRETABILITY_IMAGES = 1449   # VOC2012 segmentation val: the pool the images are drawn from
 DISCOVERY_IMAGES = {"VOC07 trainval": (5011, 3.7), "VOC12 trainval": (11540, 3.7), "COCO20k": (19817, 6.1)}
 ALIGNMENT_IMAGES = 18_000

@@ -259,10 +259,15 @@ def test_heatmap_grid_and_slider_frame():
         assert pixels(data).shape == pixels(fresh).shape
         assert np.abs(pixels(data) - pixels(fresh)).max() <= 2      # JPEG of the same drawing
     # the grids of a run's methods, likewise from one figure
-    grids = [(m, plotting.encode(fig)[1]) for m, fig in fi.heatmap_grids(imgs, iters, ["gradcam", "gradient"], ["a", "b"])]
+    grids = []
+    for m, fig in fi.heatmap_grids(imgs, iters, ["gradcam", "gradient"], ["a", "b"]):
+        grids.append((m, plotting.encode(fig)[1]))
+        plt.close(fig)                                           # as plotting.show does
     assert [m for m, _ in grids] == ["gradcam", "gradient"]
     for (m, data), title in zip(grids, ["a", "b"]):
-        fresh = plotting.encode(fi.heatmap_grid(imgs, iters, m, title))[1]
+        fresh_fig = fi.heatmap_grid(imgs, iters, m, title)
+        fresh = plotting.encode(fresh_fig)[1]
+        plt.close(fresh_fig)
         assert pixels(data).shape == pixels(fresh).shape
         assert np.abs(pixels(data) - pixels(fresh)).max() <= 2
     assert list(fi.heatmap_grids(imgs, iters, [], [])) == []

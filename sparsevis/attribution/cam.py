@@ -152,6 +152,9 @@ def guided_gradients(model: nn.Module, layer: nn.Module, x: torch.Tensor, target
         with torch.enable_grad():
             xi = x.detach().requires_grad_(True)
             picked = model(xi).gather(1, target[:, None]).sum()
+            if "act" not in store:
+                raise ValueError(f"guided_gradients: layer {type(layer).__name__} did not run in the "
+                                 f"forward pass of {type(model).__name__}")
             if units_after_layer:
                 (grad_x,) = torch.autograd.grad(picked, xi)
             else:

@@ -40,10 +40,11 @@ class IGSmoothGrad(Attribution):
     :func:`sparsevis.features.folded_copy` (a CNN's BatchNorm folded, channels-last: the same
     gradients up to float rounding; MobileNetV2 at 224 px ran at 2.0x captum's path on one
     thread). At most ``internal_batch_size`` images go through the model at once: several noise
-    samples and steps of a chunk of images, or slices of it; None = per device: on the CPU
-    one noise sample at one step, in slices of :func:`sparsevis.features.cpu_slice` images for
-    a CNN (MobileNetV2 at 224 px: 26 ms per image and pass in slices of 4, 31 in passes of 8),
-    at least 64 on a GPU. The maps do not depend on it but for float rounding. Noise comes from torch's global RNG
+    samples and steps of a chunk of images, or slices of the chunk; None = per device: on the
+    CPU passes of about :func:`sparsevis.features.cpu_slice` images for a CNN (MobileNetV2 at
+    224 px: 26 ms per image and pass in slices of 4, 31 in passes of 8), one noise sample at
+    one step for other models; on a GPU at least 64 images, and never fewer than the chunk.
+    The maps do not depend on it but for float rounding. Noise comes from torch's global RNG
     on the images' device, drawn once per chunk; ``seed`` (an int) forks and seeds that RNG
     for each chunk, so a call is reproducible for a given ``batch_size``. Maps of a batch
     equal the per-image maps exactly only without noise (``stdevs=0``).
@@ -89,7 +90,7 @@ class IGSmoothGrad(Attribution):
         elif x.device.type == "cpu":
             wanted = cpu_slice(x) if channels_last else len(x)
         else:
-            wanted = 64
+            wanted = max(64, len(x))
         per_pass = max(1, wanted // len(x))                         # (noise sample, step) pairs per pass
         rows = min(wanted, len(x))                                  # of so many images each
         with seeded(p["seed"], x.device):

@@ -192,15 +192,17 @@ def heatmap_grids(imgs: dict, iters: list[dict], methods: list[str], titles: lis
         return
     fig = heatmap_grid(imgs, iters, methods[0], titles[0], n_rows)
     axes = np.asarray(fig.axes).reshape(-1, 1 + len(iters))
-    for m, title in zip(methods, titles):
-        for i, row in enumerate(axes):
-            for ax, it in zip(row[1:], iters):
-                _set_heat(ax, it["maps"][m][i])
-        if title != fig._suptitle.get_text():
-            fig._suptitle.set_text(title)
-            _grid_layout(fig)
-        yield m, fig
-    plt.close(fig)
+    try:
+        for m, title in zip(methods, titles, strict=True):
+            for i, row in enumerate(axes):
+                for ax, it in zip(row[1:], iters):
+                    _set_heat(ax, it["maps"][m][i])
+            if title != fig._suptitle.get_text():
+                fig._suptitle.set_text(title)
+                _grid_layout(fig)
+            yield m, fig
+    finally:
+        plt.close(fig)
 
 
 def _set_heat(ax, amap) -> None:
